@@ -1,0 +1,141 @@
+"""Layered, typed configuration: dataclass defaults < a ``params.yaml`` section < command-line flags.
+
+Each command has a frozen dataclass config. :func:`load_config` builds it from the optional
+params file's section (named like the DVC stage, e.g. ``extract_teacher``) and then the flags
+the user actually gave. Unknown keys are errors that list the valid ones, so a typo in
+``params.yaml`` never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+C = TypeVar("C")
+
+
+class ConfigError(ValueError):
+    """A params file or option value is invalid; the message names the key and what is allowed."""
+
+
+def read_params(path: str | Path | None, section: str) -> dict[str, Any]:
+    """Return ``params.yaml[section]`` (empty when ``path`` is ``None`` or the section is absent)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} does not exist")
+    try:
+        params = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"params file {path} is not valid YAML: {err}") from err
+    if not isinstance(params, dict):
+        raise ConfigError(f"params file {path} must hold a mapping of sections, got {type(params).__name__}")
+    values = params.get(section) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"section {section!r} of {path} must be a mapping, got {type(values).__name__}")
+    return {key.replace("-", "_"): value for key, value in values.items()}
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check ``value`` against a field's annotation, converting the few lossless cases (int->float, list->tuple)."""
+    if value is None:
+        if _allows_none(annotation):
+            return None
+        raise ConfigError(f"{name} must not be null")
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(annotation):
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(name, value, arg)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if errors else f"{name}: invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{name} must be a list, got {value!r}")
+        args = typing.get_args(annotation)
+        item = args[0] if args else Any
+        return tuple(_coerce(name, v, item) for v in value)
+    if origin is dict or annotation is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{name} must be a mapping, got {value!r}")
+        return dict(value)
+    if annotation is Any:
+        return value
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name} must be true or false, got {value!r}")
+    if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if annotation is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+        return str(value)
+    if annotation in (int, float, str):
+        raise ConfigError(f"{name} must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _allows_none(annotation: Any) -> bool:
+    return annotation is type(None) or type(None) in typing.get_args(annotation)
+
+
+def load_config(cls: type[C], params: Mapping[str, Any] | None = None, **overrides: Any) -> C:
+    """Build ``cls`` from defaults, then ``params`` (a params.yaml section), then non-``None`` overrides.
+
+    Raises:
+        ConfigError: an unknown key (listing the valid ones) or a value of the wrong type.
+    """
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for source in (params or {}, {k: v for k, v in overrides.items() if v is not None}):
+        for key, value in source.items():
+            if key not in fields:
+                raise ConfigError(f"unknown {cls.__name__} key {key!r}; valid keys: {', '.join(sorted(fields))}")
+            values[key] = _coerce(key, value, hints[key])
+    cfg = cls(**values)
+    check = getattr(cfg, "validate", None)
+    if check is not None:
+        check()
+    return cfg
+
+
+def config_dict(cfg: Any) -> dict[str, Any]:
+    """A JSON-ready dict of a config (paths as strings, tuples as lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Path):
+            return str(value)
+        if isinstance(value, tuple | list):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
+
+    return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+
+
+def config_json(cfg: Any) -> str:
+    """Canonical JSON of a config: sorted keys, so identical configs give identical bytes."""
+    return json.dumps(config_dict(cfg), sort_keys=True)
+
+
+def save_config(cfg: Any, path: str | Path) -> Path:
+    """Write the resolved config as YAML next to a run's outputs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=True))
+    return path
