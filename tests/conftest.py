@@ -13,8 +13,8 @@ from pipeline.video import write_video
 def moving_square(num_frames: int = 24, height: int = 32, width: int = 32, seed: int = 0) -> np.ndarray:
     """``(T, H, W, 3)`` uint8 frames: a bright square sliding right, plus a frame-number stripe.
 
-    The stripe's brightness encodes the frame index, so tests can tell frames apart after lossy
-    coding: ``frames[t, 0, 0, 0] // 8 == t`` for t < 32.
+    The top 8 rows hold the frame index as 8 black/white bits, so tests can tell frames apart
+    after lossy coding (:func:`frame_index_of`).
     """
     rng = np.random.default_rng(seed)
     frames = np.full((num_frames, height, width, 3), 40, np.uint8)
@@ -22,13 +22,16 @@ def moving_square(num_frames: int = 24, height: int = 32, width: int = 32, seed:
     for t in range(num_frames):
         x = (t * 2) % (width - 8)
         frames[t, 12:20, x : x + 8] = (230, 200, 40)
-        frames[t, :4, :] = min(8 * t + 4, 255)
+        bit = width // 8
+        for b in range(8):
+            frames[t, :8, b * bit : (b + 1) * bit] = 255 if (t >> b) & 1 else 0
     return frames
 
 
 def frame_index_of(image: np.ndarray) -> int:
     """Recover the frame index :func:`moving_square` encoded in the top stripe."""
-    return round((float(image[:4, :, 0].mean()) - 4) / 8)
+    bit = image.shape[1] // 8
+    return sum(1 << b for b in range(8) if image[2:6, b * bit + 1 : (b + 1) * bit - 1].mean() > 128)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pipeline.video import VideoError, clip_windows, decode, parse_anchor_policy
 
 
 # mpeg4 is lossy (and chroma-subsampled on these sharp edges); H.264 at crf 0 is near lossless.
-@pytest.mark.parametrize("suffix,codec,tolerance", [(".avi", "mpeg4", 10), (".mp4", "h264", 1)])
+@pytest.mark.parametrize("suffix,codec,tolerance", [(".avi", "mpeg4", 10), (".mp4", "h264", 2)])
 def test_probe_decode_round_trip(tmp_path: Path, suffix: str, codec: str, tolerance: float) -> None:
     frames = moving_square(30, 32, 48)
     path = write_video(tmp_path / f"v{suffix}", frames, fps=30)
@@ -36,9 +36,7 @@ def test_decode_subset_uses_pts_after_seek(tmp_path: Path, suffix: str) -> None:
     wanted = [40, 33, 33, 47]
     video = decode(path, wanted)
     assert video.indices == tuple(wanted)
-    assert [frame_index_of(f) for f in video.frames] == [40 % 32, 33 % 32, 33 % 32, 47 % 32] or [
-        frame_index_of(f) for f in video.frames
-    ] == [min(i, 31) for i in wanted]
+    assert [frame_index_of(f) for f in video.frames] == wanted
     # stops after the last wanted frame
     assert video.num_decoded <= 48
 
