@@ -1,0 +1,428 @@
+"""The feature cache: one HDF5 file written by ``extract-teacher`` and read by ``train-student``.
+
+This module is the only code that knows the on-disk layout (``docs/cache-format.md``, format
+version 1). Both stages import it; neither imports the other.
+
+Writing is all-or-nothing: :func:`write_cache` builds the complete file under a temporary name
+and renames it into place, so a reader never sees half a file, and identical inputs give
+byte-identical files (no timestamps: ``track_times=False``), which lets DVC skip downstream
+stages after a rerun that changed nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+FORMAT_NAME = "hallucinet-feature-cache"
+FORMAT_VERSION = 1
+
+#: Per-video columns of group ``videos``, in writing order, with their dtypes.
+VIDEO_COLUMNS: dict[str, Any] = {
+    "path": h5py.string_dtype(),
+    "label": np.int64,
+    "score": np.float32,
+    "split": h5py.string_dtype(),
+    "num_frames": np.int64,
+    "fps": np.float32,
+    "fingerprint": h5py.string_dtype(),
+    "status": h5py.string_dtype(),
+    # Extensions to the version-1 contract (allowed: extend, never rename).
+    "first_clip": np.int64,
+    "num_clips": np.int64,
+}
+
+
+STRING_COLUMNS = frozenset(
+    name for name, dtype in VIDEO_COLUMNS.items() if dtype is not np.int64 and dtype is not np.float32
+)
+
+
+class CacheError(ValueError):
+    """A file is not a usable feature cache; the message names the file and the offending key."""
+
+
+@dataclass(frozen=True)
+class CacheInfo:
+    """The root attributes of a cache: what produced it and how to read it.
+
+    Attributes mirror ``docs/cache-format.md``. ``teacher_classes`` names the columns of
+    ``clips/logits`` (empty when the teacher's classes are unknown or it has no head);
+    ``config_key`` hashes everything that determines a clip's features, so a cache made with
+    another teacher or preprocessing is never mistaken for this one.
+    """
+
+    dataset: str
+    dataset_root: str
+    split: str
+    task: str
+    classes: tuple[str, ...]
+    teacher: str
+    teacher_weights: str
+    feature_dim: int
+    clip_len: int
+    frame_step: int
+    anchors: str
+    image_size: int
+    config: dict[str, Any] = field(default_factory=dict)
+    code_version: str = ""
+    config_key: str = ""
+    teacher_classes: tuple[str, ...] = ()
+    teacher_preset: dict[str, Any] = field(default_factory=dict)
+    student_frame: str = "anchor"
+
+    def attrs(self) -> dict[str, Any]:
+        """Root attributes as stored: lists and dicts as JSON strings."""
+        out: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
+        for key, value in self.__dict__.items():
+            if isinstance(value, tuple | list):
+                value = json.dumps(list(value))
+            elif isinstance(value, dict):
+                value = json.dumps(value, sort_keys=True)
+            out[key] = value
+        return out
+
+    @classmethod
+    def from_attrs(cls, attrs: Mapping[str, Any], path: str | Path = "") -> CacheInfo:
+        """Parse root attributes, raising :class:`CacheError` naming a missing or wrong key."""
+        fmt, version = attrs.get("format"), attrs.get("version")
+        if fmt != FORMAT_NAME:
+            raise CacheError(f"{path} is not a HalluciNet feature cache (attribute 'format' is {fmt!r})")
+        if version != FORMAT_VERSION:
+            raise CacheError(f"{path}: cache format version {version} is not supported (expected {FORMAT_VERSION})")
+        values: dict[str, Any] = {}
+        for name, f in cls.__dataclass_fields__.items():
+            if name not in attrs:
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
+                    continue  # an extension attribute absent from an older writer
+                raise CacheError(f"{path}: cache lacks root attribute {name!r}")
+            value = attrs[name]
+            if isinstance(value, bytes):
+                value = value.decode()
+            if name in ("classes", "teacher_classes"):
+                value = tuple(json.loads(value))
+            elif name in ("config", "teacher_preset"):
+                value = json.loads(value)
+            elif name in ("feature_dim", "clip_len", "frame_step", "image_size"):
+                value = int(value)
+            else:
+                value = str(value)
+            values[name] = value
+        return cls(**values)
+
+
+@dataclass
+class VideoEntry:
+    """Everything the cache holds about one video: its row in ``videos`` and its clips.
+
+    Attributes:
+        path, label, score, split, num_frames, fps, fingerprint, status: the ``videos`` row.
+        frames: ``(n,)`` int64 anchor frame of each clip.
+        features: ``(n, feature_dim)`` float32 teacher features of each anchor's future clip.
+        images: ``(n, H, W, 3)`` uint8 RGB anchor frames as the student sees them.
+        logits: ``(n, C)`` float32 teacher outputs, or ``None``.
+    """
+
+    path: str
+    label: int
+    score: float
+    split: str
+    num_frames: int
+    fps: float
+    fingerprint: str
+    status: str
+    frames: np.ndarray
+    features: np.ndarray
+    images: np.ndarray
+    logits: np.ndarray | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def save(self, path: Path) -> None:
+        """Write this entry to an ``.npz`` journal file atomically (temp file + rename)."""
+        arrays = {
+            "frames": self.frames,
+            "features": self.features,
+            "images": self.images,
+            "meta": np.array(
+                json.dumps(
+                    {
+                        k: getattr(self, k)
+                        for k in ("path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status")
+                    }
+                )
+            ),
+        }
+        if self.logits is not None:
+            arrays["logits"] = self.logits
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: Path) -> VideoEntry:
+        with np.load(path) as data:
+            meta = json.loads(str(data["meta"]))
+            logits = data["logits"] if "logits" in data.files else None
+            return cls(**meta, frames=data["frames"], features=data["features"], images=data["images"], logits=logits)
+
+
+def _dataset(group: h5py.Group, name: str, data: Any = None, **kwargs: Any) -> h5py.Dataset:
+    # track_times=False keeps reruns byte-identical, so DVC sees an unchanged output.
+    return group.create_dataset(name, data=data, track_times=False, **kwargs)
+
+
+def write_cache(
+    path: str | Path,
+    info: CacheInfo,
+    entries: Iterable[VideoEntry],
+    *,
+    num_clips: int,
+    image_shape: tuple[int, int, int],
+    num_logits: int = 0,
+) -> Path:
+    """Write a complete cache to ``path`` atomically, streaming the videos' entries in order.
+
+    Args:
+        path: destination; written as ``<path>.tmp`` and renamed into place when complete.
+        info: root attributes.
+        entries: one entry per video, in row order (failed videos carry zero clips).
+        num_clips: total clips over all entries (datasets are allocated up front).
+        image_shape: ``(H, W, 3)`` of the stored frames.
+        num_logits: width of ``clips/logits``; 0 writes no logits.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    d = info.feature_dim
+    rows: dict[str, list[Any]] = {name: [] for name in VIDEO_COLUMNS}
+    total = np.zeros(d, np.float64)
+    total_sq = np.zeros(d, np.float64)
+    num_train = 0
+    # Chunks of 64 clips: reading a random batch touches few chunks, and HDF5's chunk
+    # cache holds a useful window without much memory.
+    chunk = max(1, min(64, num_clips))
+    with h5py.File(tmp, "w", track_order=False) as f:
+        f.attrs.update(info.attrs())
+        clips = f.create_group("clips")
+        video_ds = _dataset(clips, "video", shape=(num_clips,), dtype=np.int64)
+        frame_ds = _dataset(clips, "frame", shape=(num_clips,), dtype=np.int64)
+        feat_ds = _dataset(clips, "features", shape=(num_clips, d), dtype=np.float32, chunks=(chunk, d))
+        image_ds = _dataset(
+            clips, "image", shape=(num_clips, *image_shape), dtype=np.uint8, chunks=(chunk, *image_shape)
+        )
+        logit_ds = (
+            _dataset(clips, "logits", shape=(num_clips, num_logits), dtype=np.float32, chunks=(chunk, num_logits))
+            if num_logits
+            else None
+        )
+        row = 0
+        for v, entry in enumerate(entries):
+            n = len(entry.frames) if entry.ok else 0
+            for name in ("path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status"):
+                rows[name].append(getattr(entry, name))
+            rows["first_clip"].append(row)
+            rows["num_clips"].append(n)
+            if n == 0:
+                continue
+            if row + n > num_clips:
+                raise ValueError(f"entries hold more clips than num_clips={num_clips}")
+            sl = slice(row, row + n)
+            video_ds[sl] = v
+            frame_ds[sl] = entry.frames
+            feat_ds[sl] = entry.features
+            image_ds[sl] = entry.images
+            if logit_ds is not None:
+                if entry.logits is None or entry.logits.shape[1] != num_logits:
+                    raise ValueError(f"{entry.path}: logits missing or of the wrong width for this cache")
+                logit_ds[sl] = entry.logits
+            if entry.split == "train":
+                feats = entry.features.astype(np.float64)
+                total += feats.sum(0)
+                total_sq += (feats**2).sum(0)
+                num_train += n
+            row += n
+        if row != num_clips:
+            raise ValueError(f"entries hold {row} clips, expected num_clips={num_clips}")
+        videos = f.create_group("videos")
+        for name, dtype in VIDEO_COLUMNS.items():
+            _dataset(videos, name, data=np.array(rows[name], dtype=dtype), dtype=dtype)
+        stats = f.create_group("stats")
+        mean = total / max(num_train, 1)
+        var = np.maximum(total_sq / max(num_train, 1) - mean**2, 0.0)
+        _dataset(stats, "feature_mean", data=mean.astype(np.float32))
+        _dataset(stats, "feature_std", data=np.sqrt(var).astype(np.float32))
+        stats.attrs["num_train_clips"] = num_train
+    os.replace(tmp, path)
+    return path
+
+
+def _str_array(ds: h5py.Dataset) -> np.ndarray:
+    return np.array([s.decode() if isinstance(s, bytes) else s for s in ds[()]], dtype=object)
+
+
+class FeatureCache:
+    """Read-only view of a cache.
+
+    Small per-video tables and per-clip indices are read on open. The big arrays
+    (``features``, ``image``, ``logits``) are read on demand, or all at once with
+    :meth:`load_into_memory`. The HDF5 handle is opened lazily and re-opened in each process,
+    so a cache object can be handed to DataLoader workers (h5py handles must not cross a fork).
+
+    Args:
+        path: the cache file.
+        require: the task the caller needs (``"classification"`` / ``"regression"``), if any;
+            a cache made for the other task is refused.
+    """
+
+    def __init__(self, path: str | Path, *, require_task: str | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise CacheError(f"{self.path}: no such file")
+        try:
+            f = h5py.File(self.path, "r")
+        except OSError as err:
+            raise CacheError(f"{self.path} is not an HDF5 file ({err})") from err
+        with f:
+            self.info = CacheInfo.from_attrs(dict(f.attrs), self.path)
+            for group, names in (("videos", VIDEO_COLUMNS), ("clips", ("video", "frame", "features", "image"))):
+                for name in names:
+                    if f"{group}/{name}" not in f:
+                        raise CacheError(f"{self.path}: cache lacks dataset '{group}/{name}'")
+            self.videos = {
+                name: _str_array(f["videos"][name]) if name in STRING_COLUMNS else f["videos"][name][()]
+                for name in VIDEO_COLUMNS
+            }
+            self.clip_video = f["clips/video"][()]
+            self.clip_frame = f["clips/frame"][()]
+            self.has_logits = "clips/logits" in f
+            self.num_logits = f["clips/logits"].shape[1] if self.has_logits else 0
+            self.image_shape = tuple(f["clips/image"].shape[1:])
+            self.feature_mean = f["stats/feature_mean"][()]
+            self.feature_std = f["stats/feature_std"][()]
+        if require_task is not None and self.info.task != require_task:
+            raise CacheError(
+                f"{self.path} holds a {self.info.task} dataset ({self.info.dataset}), but task {require_task!r} "
+                "was asked for"
+            )
+        self.clip_split = self.videos["split"][self.clip_video] if len(self.clip_video) else np.array([], object)
+        self.clip_label = self.videos["label"][self.clip_video].astype(np.int64)
+        self.clip_score = self.videos["score"][self.clip_video].astype(np.float32)
+        self._memory: dict[str, np.ndarray] = {}
+        self._file: h5py.File | None = None
+        self._pid = -1
+
+    def __len__(self) -> int:
+        return len(self.clip_video)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.classes)
+
+    def clip_indices(self, split: str) -> np.ndarray:
+        """Rows of the clips of videos in ``split`` (``"train"``, ``"val"``, ``"test"``), sorted."""
+        return np.flatnonzero(self.clip_split == split)
+
+    def nbytes(self) -> int:
+        """Bytes :meth:`load_into_memory` would take."""
+        n = len(self)
+        per_clip = self.info.feature_dim * 4 + int(np.prod(self.image_shape))
+        per_clip += 4 * self.num_logits
+        return n * per_clip
+
+    def load_into_memory(self) -> None:
+        """Read ``features``, ``image`` and ``logits`` once, so batches never touch the disk."""
+        f = self._handle()
+        for name in ("features", "image", "logits"):
+            if f"clips/{name}" in f:
+                self._memory[name] = f[f"clips/{name}"][()]
+
+    def _handle(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")
+            self._pid = os.getpid()
+        return self._file
+
+    def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
+        if name in self._memory:
+            return self._memory[name][rows]
+        rows = np.asarray(rows)
+        # h5py fancy indexing needs increasing indices: read sorted unique rows, then reorder.
+        unique, inverse = np.unique(rows, return_inverse=True)
+        return self._handle()[f"clips/{name}"][unique][inverse]
+
+    def features(self, rows: np.ndarray) -> np.ndarray:
+        """``(n, feature_dim)`` float32 teacher features of the given clip rows."""
+        return self._read("features", rows)
+
+    def images(self, rows: np.ndarray) -> np.ndarray:
+        """``(n, H, W, 3)`` uint8 anchor frames of the given clip rows."""
+        return self._read("image", rows)
+
+    def logits(self, rows: np.ndarray) -> np.ndarray | None:
+        """``(n, C)`` teacher logits, or ``None`` when the cache has none."""
+        return self._read("logits", rows) if self.has_logits else None
+
+    def entries(self) -> Iterator[VideoEntry]:
+        """Every video's entry in row order (used to carry unchanged videos into a new cache)."""
+        for v in range(len(self.videos["path"])):
+            yield self.entry(v)
+
+    def entry(self, v: int) -> VideoEntry:
+        first, n = int(self.videos["first_clip"][v]), int(self.videos["num_clips"][v])
+        rows = np.arange(first, first + n)
+        f = self._handle()
+        img = f["clips/image"]
+        return VideoEntry(
+            path=str(self.videos["path"][v]),
+            label=int(self.videos["label"][v]),
+            score=float(self.videos["score"][v]),
+            split=str(self.videos["split"][v]),
+            num_frames=int(self.videos["num_frames"][v]),
+            fps=float(self.videos["fps"][v]),
+            fingerprint=str(self.videos["fingerprint"][v]),
+            status=str(self.videos["status"][v]),
+            frames=self.clip_frame[rows],
+            features=f["clips/features"][first : first + n],
+            images=img[first : first + n] if n else np.zeros((0, *img.shape[1:]), np.uint8),
+            logits=f["clips/logits"][first : first + n] if self.has_logits else None,
+        )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"] = None  # never pickle an open HDF5 handle into a worker
+        return state
+
+
+def read_info(path: str | Path) -> CacheInfo:
+    """The root attributes of a cache, validated (cheap: reads no arrays)."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            return CacheInfo.from_attrs(dict(f.attrs), path)
+    except OSError as err:
+        raise CacheError(f"{path} is not an HDF5 file ({err})") from err

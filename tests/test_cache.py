@@ -1,0 +1,145 @@
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read_info, write_cache
+
+
+def make_info(**overrides) -> CacheInfo:
+    values = dict(
+        dataset="ucf101",
+        dataset_root="data/synthetic",
+        split="1",
+        task="classification",
+        classes=("Left", "Right"),
+        teacher="tiny3d",
+        teacher_weights="random:0",
+        feature_dim=4,
+        clip_len=16,
+        frame_step=1,
+        anchors="uniform:2",
+        image_size=8,
+        config={"teacher": "tiny3d"},
+        code_version="test",
+        config_key="abc",
+    )
+    values.update(overrides)
+    return CacheInfo(**values)
+
+
+def make_entry(path: str, n: int, split: str = "train", label: int = 0, seed: int = 0, logits: int = 0) -> VideoEntry:
+    rng = np.random.default_rng(seed)
+    return VideoEntry(
+        path=path,
+        label=label,
+        score=float("nan"),
+        split=split,
+        num_frames=40,
+        fps=25.0,
+        fingerprint=f"fp-{path}",
+        status="ok" if n else "failed: cannot open",
+        frames=np.arange(n, dtype=np.int64) * 10,
+        features=rng.normal(size=(n, 4)).astype(np.float32),
+        images=rng.integers(0, 255, size=(n, 8, 8, 3), dtype=np.uint8),
+        logits=rng.normal(size=(n, logits)).astype(np.float32) if logits else None,
+    )
+
+
+def write(path: Path, entries: list[VideoEntry], logits: int = 0, **info) -> Path:
+    n = sum(len(e.frames) for e in entries if e.ok)
+    return write_cache(path, make_info(**info), entries, num_clips=n, image_shape=(8, 8, 3), num_logits=logits)
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    entries = [
+        make_entry("a.avi", 2, "train", 0, seed=1, logits=2),
+        make_entry("b.avi", 0, "train", 1),
+        make_entry("c.avi", 3, "test", 1, seed=2, logits=2),
+    ]
+    path = write(tmp_path / "f.h5", entries, logits=2)
+    cache = FeatureCache(path)
+    assert cache.info == make_info()
+    assert len(cache) == 5
+    assert list(cache.videos["path"]) == ["a.avi", "b.avi", "c.avi"]
+    assert list(cache.videos["status"]) == ["ok", "failed: cannot open", "ok"]
+    assert list(cache.clip_video) == [0, 0, 2, 2, 2]
+    assert list(cache.clip_frame) == [0, 10, 0, 10, 20]
+    assert list(cache.clip_indices("test")) == [2, 3, 4]
+    assert list(cache.clip_label) == [0, 0, 1, 1, 1]
+    np.testing.assert_array_equal(
+        cache.features(np.array([3, 0])), np.stack([entries[2].features[1], entries[0].features[0]])
+    )
+    np.testing.assert_array_equal(cache.images(np.array([1])), entries[0].images[1:2])
+    np.testing.assert_array_equal(cache.logits(np.array([4])), entries[2].logits[2:3])
+    train = entries[0].features.astype(np.float64)
+    np.testing.assert_allclose(cache.feature_mean, train.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(cache.feature_std, train.std(0), rtol=1e-5)
+    cache.load_into_memory()
+    np.testing.assert_array_equal(
+        cache.features(np.array([3, 0])), np.stack([entries[2].features[1], entries[0].features[0]])
+    )
+    again = cache.entry(2)
+    np.testing.assert_array_equal(again.features, entries[2].features)
+    assert again.fingerprint == "fp-c.avi"
+
+
+def test_rewrites_are_byte_identical(tmp_path: Path) -> None:
+    entries = [make_entry("a.avi", 2, seed=1), make_entry("b.avi", 1, "test", seed=2)]
+    a = write(tmp_path / "a.h5", entries).read_bytes()
+    b = write(tmp_path / "b.h5", entries).read_bytes()
+    assert a == b
+
+
+def test_attrs_follow_the_contract(tmp_path: Path) -> None:
+    path = write(tmp_path / "f.h5", [make_entry("a.avi", 1)])
+    with h5py.File(path) as f:
+        assert f.attrs["format"] == "hallucinet-feature-cache" and f.attrs["version"] == 1
+        assert json.loads(f.attrs["classes"]) == ["Left", "Right"]
+        for name in ("path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status"):
+            assert f"videos/{name}" in f
+        assert f["clips/image"].dtype == np.uint8 and f["clips/image"].shape == (1, 8, 8, 3)
+        assert f["videos/label"].dtype == np.int64 and f["videos/score"].dtype == np.float32
+    assert read_info(path).teacher == "tiny3d"
+
+
+def test_refuses_non_cache_files(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.h5"
+    with h5py.File(plain, "w") as f:
+        f["x"] = np.zeros(3)
+    with pytest.raises(CacheError, match="not a HalluciNet feature cache"):
+        FeatureCache(plain)
+    text = tmp_path / "notes.h5"
+    text.write_text("hello")
+    with pytest.raises(CacheError, match="not an HDF5 file"):
+        FeatureCache(text)
+    with pytest.raises(CacheError, match="no such file"):
+        FeatureCache(tmp_path / "absent.h5")
+    future = write(tmp_path / "v2.h5", [make_entry("a.avi", 1)])
+    with h5py.File(future, "a") as f:
+        f.attrs["version"] = 2
+    with pytest.raises(CacheError, match="version 2"):
+        FeatureCache(future)
+    old = write(tmp_path / "old.h5", [make_entry("a.avi", 1)])
+    with h5py.File(old, "a") as f:
+        del f.attrs["feature_dim"]
+    with pytest.raises(CacheError, match="'feature_dim'"):
+        FeatureCache(old)
+
+
+def test_refuses_a_cache_of_the_other_task(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.h5", [make_entry("a.avi", 1)], task="regression", classes=())
+    with pytest.raises(CacheError, match="regression"):
+        FeatureCache(path, require_task="classification")
+
+
+def test_journal_entry_round_trip(tmp_path: Path) -> None:
+    entry = make_entry("dir/a.avi", 3, logits=5)
+    entry.save(tmp_path / "e.npz")
+    back = VideoEntry.load(tmp_path / "e.npz")
+    assert back.path == "dir/a.avi" and back.status == "ok" and np.isnan(back.score)
+    np.testing.assert_array_equal(back.features, entry.features)
+    np.testing.assert_array_equal(back.logits, entry.logits)
+    assert not list(tmp_path.glob("*.tmp"))
