@@ -81,7 +81,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         return float(value)
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
-    if annotation is str and isinstance(value, str | int | float) and not isinstance(value, bool):
+    if annotation is str and isinstance(value, str | int | float | Path) and not isinstance(value, bool):
         return str(value)
     if annotation in (int, float, str):
         raise ConfigError(f"{name} must be {annotation.__name__}, got {value!r}")
