@@ -1,0 +1,1 @@
+"""Stage one: the teacher registry, ``fit-teacher`` and ``extract-teacher``."""
