@@ -485,7 +485,8 @@ def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
         frame_step=cfg.frame_step,
         anchors=cfg.anchors,
         image_size=cfg.image_size,
-        config=config_dict(cfg),
+        # Where the file is written is not part of its content: copies compare equal.
+        config={k: v for k, v in config_dict(cfg).items() if k != "out"},
         code_version=code_version(),
         config_key=key,
         teacher_classes=tuple(teacher.classes),

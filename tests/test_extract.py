@@ -1,0 +1,264 @@
+"""Stage one end to end on tiny real videos: cache content, decode-once, incremental, crash-safe."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+import torchvision
+from click.testing import CliRunner
+from conftest import moving_square
+
+from pipeline.cache import FeatureCache
+from pipeline.synthetic import SyntheticConfig, generate
+from pipeline.video import clip_windows, decode, write_video
+from teacher_extract.cli import extract_teacher
+from teacher_extract.extract import ExtractConfig, ExtractionFailed, run_extraction
+
+
+def make_dataset(root: Path, videos_per_class: int = 2, frames: int = 24) -> Path:
+    cfg = SyntheticConfig(
+        out=str(root), classes=2, videos_per_class=videos_per_class, groups=2, frames=frames, height=32, width=48
+    )
+    return generate(cfg)
+
+
+def config(root: Path, out: Path, **overrides) -> ExtractConfig:
+    values = dict(
+        dataset="ucf101",
+        root=str(root),
+        teacher="tiny3d",
+        teacher_weights=None,
+        anchors="uniform:2",
+        image_size=16,
+        batch_size=4,
+        workers=2,
+        out=str(out),
+    )
+    values.update(overrides)
+    return ExtractConfig(**values)
+
+
+def add_video(root: Path, name: str, label: int, frames: np.ndarray) -> None:
+    """Add one train video to a ucf101-layout dataset (file + trainlist line)."""
+    classes = (root / "ucfTrainTestlist/classInd.txt").read_text().split()
+    cls = classes[2 * label + 1]
+    write_video(root / "UCF-101" / cls / name, frames)
+    with open(root / "ucfTrainTestlist/trainlist01.txt", "ab") as fh:
+        fh.write(f"{cls}/{name} {label + 1}\r\n".encode())
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    return make_dataset(tmp_path / "data")
+
+
+def test_cache_content(dataset: Path, tmp_path: Path) -> None:
+    summary = run_extraction(config(dataset, tmp_path / "f.h5"))
+    assert (summary.videos, summary.extracted, summary.failed) == (4, 4, 0)
+    cache = FeatureCache(tmp_path / "f.h5")
+    assert cache.info.teacher == "tiny3d" and cache.info.teacher_weights == "random:0"
+    assert cache.info.classes == ("MoveLeft", "MoveRight") and cache.info.anchors == "uniform:2"
+    assert len(cache) == 8 and list(cache.videos["num_clips"]) == [2, 2, 2, 2]
+    assert list(cache.clip_frame[:2]) == [c.anchor for c in clip_windows(24, "uniform:2", 16)]
+    assert cache.images(np.arange(8)).shape == (8, 16, 16, 3)
+    assert set(cache.videos["split"]) == {"train", "test"}
+    assert not cache.has_logits  # a random head's logits mean nothing, so none are stored
+    assert not (tmp_path / "f.h5.partial").exists()
+    # the stored student frame is the anchor frame itself
+    path = dataset / cache.videos["path"][0]
+    frame = decode(path, [int(cache.clip_frame[0])]).frames
+    from pipeline.frames import student_images
+
+    assert np.array_equal(cache.images(np.array([0]))[0], student_images(frame, 16)[0])
+
+
+def test_features_equal_the_torchvision_model_on_its_own_preset(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    make_dataset(root, videos_per_class=2)
+    out = tmp_path / "r3d.h5"
+    run_extraction(config(root, out, teacher="r3d_18", anchors="center", batch_size=2, seed=7))
+    cache = FeatureCache(out)
+    torch.manual_seed(0)
+    reference = torchvision.models.video.r3d_18()
+    from teacher_extract.models import build_teacher
+
+    reference.load_state_dict(build_teacher("r3d_18", None, seed=7).model.state_dict())
+    reference.fc = torch.nn.Identity()
+    reference.eval()
+    preset = torchvision.models.video.R3D_18_Weights.KINETICS400_V1.transforms()
+    for row in (0, 3):
+        video = cache.videos["path"][cache.clip_video[row]]
+        (clip,) = clip_windows(int(cache.videos["num_frames"][cache.clip_video[row]]), "center", 16)
+        frames = decode(root / video, clip.frames).frames
+        x = preset(torch.from_numpy(frames).permute(0, 3, 1, 2))[None]
+        with torch.inference_mode():
+            expected = reference(x)[0].numpy()
+        np.testing.assert_allclose(cache.features(np.array([row]))[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_each_video_is_decoded_once(dataset: Path, tmp_path: Path) -> None:
+    summary = run_extraction(config(dataset, tmp_path / "f.h5", anchors="stride:2"))
+    # 24 frames, clip 16, stride 2: 5 overlapping clips per video, yet each frame is decoded at most once
+    assert len(FeatureCache(tmp_path / "f.h5")) == 4 * 5
+    assert summary.videos_decoded == 4
+    assert summary.frames_decoded <= 4 * 24
+
+
+def test_incremental_add_change_remove(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.h5"
+    cfg = config(dataset, out)
+    run_extraction(cfg)
+    cache = FeatureCache(out)
+    before = {e.path: e.features for e in cache.entries()}
+    cache.close()
+    add_video(dataset, "v_new_g09_c01.avi", 1, moving_square(24, 32, 48, seed=9))
+    summary = run_extraction(cfg)
+    assert (summary.extracted, summary.skipped, summary.removed) == (1, 4, 0)
+    after = FeatureCache(out)
+    assert len(after.videos["path"]) == 5 and "UCF-101/MoveRight/v_new_g09_c01.avi" in list(after.videos["path"])
+    for entry in after.entries():
+        if entry.path in before:
+            np.testing.assert_array_equal(before[entry.path], entry.features)
+
+    # change one file's content: only that one is re-extracted
+    changed = dataset / after.videos["path"][0]
+    write_video(changed, moving_square(24, 32, 48, seed=5))
+    summary = run_extraction(cfg)
+    assert (summary.extracted, summary.skipped) == (1, 4)
+
+    # drop a video from the annotations: its rows go
+    lines = (dataset / "ucfTrainTestlist/trainlist01.txt").read_bytes().split(b"\r\n")
+    (dataset / "ucfTrainTestlist/trainlist01.txt").write_bytes(b"\r\n".join(lines[1:]))
+    summary = run_extraction(cfg)
+    assert (summary.extracted, summary.removed, summary.videos) == (0, 1, 4)
+    assert len(FeatureCache(out).videos["path"]) == 4
+
+    # another preprocessing: everything is re-extracted
+    summary = run_extraction(config(dataset, out, image_size=8))
+    assert (summary.extracted, summary.skipped) == (4, 0)
+
+
+def test_identical_reruns_are_byte_identical(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "f.h5"
+    run_extraction(config(dataset, out))
+    first = out.read_bytes()
+    run_extraction(config(dataset, out))
+    assert out.read_bytes() == first
+    run_extraction(config(dataset, tmp_path / "g.h5"))
+    assert (tmp_path / "g.h5").read_bytes() == first
+
+
+def test_corrupt_video_is_recorded_and_skipped(dataset: Path, tmp_path: Path) -> None:
+    bad = next((dataset / "UCF-101").glob("*/*.avi"))
+    bad.write_bytes(b"\x00" * 1000)
+    summary = run_extraction(config(dataset, tmp_path / "f.h5", max_failed_fraction=0.5))
+    assert (summary.extracted, summary.failed) == (3, 1)
+    cache = FeatureCache(tmp_path / "f.h5")
+    status = dict(zip(cache.videos["path"], cache.videos["status"], strict=True))
+    assert status[bad.relative_to(dataset).as_posix()].startswith("failed: ")
+    assert len(cache) == 6
+    with pytest.raises(ExtractionFailed, match="1 of 4 videos failed"):
+        run_extraction(config(dataset, tmp_path / "g.h5", max_failed_fraction=0.1))
+    assert (tmp_path / "g.h5").exists()  # the cache is written all the same
+
+
+def test_short_video_repeats_its_last_frame(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "data", videos_per_class=2, frames=16)
+    add_video(root, "v_short_g09_c01.avi", 0, moving_square(10, 32, 48))
+    out = tmp_path / "f.h5"
+    run_extraction(config(root, out, anchors="uniform:3"))
+    cache = FeatureCache(out)
+    v = list(cache.videos["path"]).index("UCF-101/MoveLeft/v_short_g09_c01.avi")
+    entry = cache.entry(v)
+    assert list(entry.frames) == [0] and entry.num_frames == 10
+    from teacher_extract.models import build_teacher
+
+    teacher = build_teacher("tiny3d", None)
+    frames = decode(root / entry.path, list(range(10)) + [9] * 6).frames
+    clip = teacher.preset(torch.from_numpy(frames).permute(0, 3, 1, 2))[None]
+    with torch.inference_mode():
+        expected = teacher(torch.cat([clip, torch.zeros(3, *clip.shape[1:])]))[0][0].numpy()
+    np.testing.assert_allclose(entry.features[0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_kill_9_then_resume_equals_a_clean_run(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "data", videos_per_class=5)
+    args = [
+        "--dataset",
+        "ucf101",
+        "--root",
+        str(root),
+        "--teacher",
+        "r3d_18",
+        "--teacher-weights",
+        "random",
+        "--anchors",
+        "center",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "1",
+        "--workers",
+        "1",
+    ]
+    clean = tmp_path / "clean.h5"
+    CliRunner().invoke(extract_teacher, [*args, "--out", str(clean)], catch_exceptions=False)
+    out = tmp_path / "crash.h5"
+    cmd = [
+        sys.executable,
+        "-c",
+        "from teacher_extract.cli import extract_teacher; extract_teacher()",
+        *args,
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = tmp_path / "crash.h5.partial"
+    deadline = time.time() + 120
+    while len(list(journal.glob("*.npz"))) < 3 and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list(journal.glob("*.npz")))
+    assert 3 <= done < 10, "the kill must land mid-run"
+    assert not out.exists()
+    result = CliRunner().invoke(extract_teacher, [*args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert out.read_bytes() == clean.read_bytes()
+    with h5py.File(out) as f:
+        assert len(f["videos/path"]) == 10
+
+
+def test_cli_help_and_errors(tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(extract_teacher, ["--help"])
+    for flag in (
+        "--dataset",
+        "--root",
+        "--split",
+        "--teacher",
+        "--teacher-weights",
+        "--anchors",
+        "--clip-len",
+        "--frame-step",
+        "--image-size",
+        "--batch-size",
+        "--workers",
+        "--device",
+        "--out",
+        "--params",
+        "--precision",
+        "--max-failed-fraction",
+    ):
+        assert flag in result.output
+    result = runner.invoke(extract_teacher, ["--root", str(tmp_path), "--anchors", "middle"])
+    assert result.exit_code == 2 and result.output.startswith("Error: invalid anchor policy 'middle'")
+    result = runner.invoke(extract_teacher, ["--root", str(tmp_path / "none"), "--teacher", "tiny3d"])
+    assert result.exit_code == 2 and "does not exist" in result.output and "Traceback" not in result.output
