@@ -72,3 +72,12 @@ def default_help(cfg_cls: type, name: str, text: str) -> str:
     field = cfg_cls.__dataclass_fields__[name]
     default: Any = field.default
     return f"{text} [default: {default}]"
+
+
+def config_option(cfg_cls: type, name: str, text: str, *decls: str, **kwargs: Any) -> Callable:
+    """A click option for config field ``name`` (flag ``--name-with-dashes`` unless ``decls`` say otherwise).
+
+    Its default is ``None`` ("not given"), so params.yaml and then the dataclass fill it.
+    """
+    flag = "--" + name.replace("_", "-")
+    return click.option(*(decls or (flag,)), name, default=None, help=default_help(cfg_cls, name, text), **kwargs)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, default_help, setup_logging, user_errors
+from pipeline.cli_utils import common_options, setup_logging, user_errors
+from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
 from teacher_extract.extract import ExtractConfig, ExtractionFailed, run_extraction
@@ -18,11 +19,6 @@ from teacher_extract.models import teacher_names
 logger = logging.getLogger(__name__)
 
 DATASET_NAMES = ("folder", "hmdb51", "kinetics", "manifest", "ucf101")
-
-
-def _opt(cfg_cls: type, name: str, text: str, *decls: str, **kwargs):
-    flag = "--" + name.replace("_", "-")
-    return click.option(*(decls or (flag,)), name, default=None, help=default_help(cfg_cls, name, text), **kwargs)
 
 
 def _shared_options(cfg_cls: type):

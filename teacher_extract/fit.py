@@ -15,7 +15,6 @@ import concurrent.futures as cf
 import json
 import logging
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import torch
 import torch.nn.functional as nnf
 from tqdm import tqdm
 
+from pipeline.checkpoint import save_atomic
 from pipeline.config import config_dict
 from pipeline.datasets import VideoRecord, load_dataset
 from pipeline.device import DEVICES, resolve_device
@@ -201,9 +201,7 @@ def fit_teacher_model(cfg: FitConfig) -> dict:
         "epoch": cfg.epochs,
         "test_clip_accuracy": history[-1]["test_clip_accuracy"],
     }
-    tmp = out.with_name(out.name + ".tmp")
-    torch.save(checkpoint, tmp)
-    os.replace(tmp, out)
+    save_atomic(checkpoint, out)
     h, w = teacher.preset.crop_size
     cost = measure_cost(teacher, torch.zeros(1, 3, cfg.clip_len, h, w))
     metrics = {

@@ -12,7 +12,6 @@ classifier head of any size is rebuilt to fit), or a seeded random init.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ import torch
 import torchvision
 from torch import nn
 
+from pipeline.checkpoint import file_hash, read_state_dict
 from pipeline.registry import Registry
 from teacher_extract.presets import VideoPreset, from_torchvision
 
@@ -300,28 +300,6 @@ def _resolve_weights(name: str, spec: TeacherSpec, weights: str):
     raise ValueError(f"teacher weights {weights!r} are neither an existing checkpoint file nor a weights name ({hint})")
 
 
-def _read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], tuple[str, ...]]:
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # pickle/zip errors come in many types
-        raise ValueError(f"{path} is not a PyTorch checkpoint: {err}") from err
-    classes: tuple[str, ...] = ()
-    if isinstance(ckpt, dict) and ("state_dict" in ckpt or "model" in ckpt):
-        classes = tuple(ckpt.get("classes") or ())
-        ckpt = ckpt.get("state_dict", ckpt.get("model"))
-    if not isinstance(ckpt, dict) or not all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        raise ValueError(f"{path} holds no state_dict (expected a state_dict or a dict with 'state_dict')")
-    return {k.removeprefix("module."): v for k, v in ckpt.items()}, classes
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return f"sha256:{h.hexdigest()}"
-
-
 def build_teacher(
     name: str,
     weights: str | None = None,
@@ -354,7 +332,7 @@ def build_teacher(
             model, weights_id = spec.build(size), f"random:{seed}"
             trained_head = num_classes is not None
         elif Path(weights).is_file():
-            state, classes = _read_checkpoint(Path(weights))
+            state, classes = read_state_dict(weights)
             head = state.get(spec.head_weight)
             size = head.shape[0] if head is not None else spec.default_classes
             model = spec.build(size)
@@ -374,7 +352,7 @@ def build_teacher(
             if num_classes is not None and num_classes != size:
                 model = _replace_head(model, spec, num_classes)
                 trained_head, classes = True, ()
-            weights_id = _file_hash(Path(weights))
+            weights_id = file_hash(weights)
         else:
             member = _resolve_weights(name, spec, weights)
             model = torchvision.models.get_model(name, weights=member)
