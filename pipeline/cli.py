@@ -6,14 +6,14 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, default_help, setup_logging, user_errors
+from pipeline.cli_utils import common_options, config_option, setup_logging, user_errors
 from pipeline.config import load_config, read_params
+from pipeline.report import ReportConfig, build_report
 from pipeline.synthetic import MOTIONS, SyntheticConfig, generate
 
 
 def _opt(name: str, text: str, **kwargs):
-    flag = "--" + name.replace("_", "-")
-    return click.option(flag, name, default=None, help=default_help(SyntheticConfig, name, text), **kwargs)
+    return config_option(SyntheticConfig, name, text, **kwargs)
 
 
 @click.command(context_settings={"max_content_width": 100})
@@ -39,3 +39,17 @@ def make_synthetic(params: Path | None, verbose: bool, **options) -> None:
     with user_errors(verbose):
         cfg = load_config(SyntheticConfig, read_params(params, "make_synthetic"), **options)
         generate(cfg)
+
+
+@click.command(context_settings={"max_content_width": 100})
+@config_option(ReportConfig, "teacher", "Teacher metrics written by fit-teacher.", type=click.Path(dir_okay=False))
+@config_option(ReportConfig, "hallucinet", "Folder of HalluciNet runs, one per seed.", type=click.Path(file_okay=False))
+@config_option(ReportConfig, "baseline", "Folder of lambda-0 runs, one per seed.", type=click.Path(file_okay=False))
+@config_option(ReportConfig, "out", "Folder for report.json and plots/.", type=click.Path(file_okay=False))
+@common_options
+def report(params: Path | None, verbose: bool, **options) -> None:
+    """Compare teacher, single-frame baseline and HalluciNet over seeds: report.json and PNG plots."""
+    setup_logging(verbose)
+    with user_errors(verbose):
+        cfg = load_config(ReportConfig, read_params(params, "report"), **options)
+        build_report(cfg)

@@ -27,6 +27,7 @@ from pipeline.cache import CacheError, FeatureCache
 from pipeline.checkpoint import save_atomic
 from pipeline.config import config_dict
 from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from pipeline.profile import measure_cost
 from student_train import plots
 from student_train.data import make_loader, steps_per_epoch
 from student_train.evaluate import StudentSpec, compute_metrics, run_model, summary_line, write_metrics
@@ -382,6 +383,9 @@ class Trainer:
             logger.info("%s split: %s", self.cfg.eval_split, summary_line(metrics))
         else:
             logger.warning("the cache has no %r clips: no evaluation", self.cfg.eval_split)
+        crop = self.spec.crop_size
+        cost = measure_cost(self.model, torch.rand(1, 3, crop, crop, device=self.device))
+        metrics.update(cost_gflops=cost["gflops"], cost_latency_ms=cost["latency_ms"])
         write_outputs(metrics, self.history, self.spec, self.out)
         return metrics
 

@@ -199,8 +199,9 @@ def fit_teacher_model(cfg: FitConfig) -> dict:
         "classes": list(index.classes),
         "config": config_dict(cfg),
         "epoch": cfg.epochs,
-        "test_clip_accuracy": history[-1]["test_clip_accuracy"],
     }
+    # Test metrics go to <out>.json, not into the checkpoint: adding a test video then leaves
+    # the checkpoint byte-identical, so extract-teacher does not re-extract everything.
     save_atomic(checkpoint, out)
     h, w = teacher.preset.crop_size
     cost = measure_cost(teacher, torch.zeros(1, 3, cfg.clip_len, h, w))
