@@ -45,9 +45,10 @@ class Batch:
         return Batch(**{k: v.pin_memory() for k, v in self.__dict__.items()})
 
 
-def batch_seed(seed: int, epoch: int, step: int) -> int:
+def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
     """A 63-bit seed for one batch's augmentation, independent of worker count and resumption."""
-    return int(np.random.SeedSequence([seed, epoch, step]).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
+    state = np.random.SeedSequence([seed, epoch, step, rank]).generate_state(2, np.uint32)
+    return int(state.view(np.uint64)[0] >> 1)
 
 
 def epoch_order(rows: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.ndarray:
@@ -83,15 +84,16 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
 class CacheBatches(Dataset):
     """Map-style dataset whose items are whole batches: ``dataset[(step, rows)] -> Batch``."""
 
-    def __init__(self, cache: FeatureCache, crop: int, *, augment: bool, seed: int, epoch: int = 0):
+    def __init__(self, cache: FeatureCache, crop: int, *, augment: bool, seed: int, epoch: int = 0, rank: int = 0):
         self.cache, self.crop, self.augment, self.seed, self.epoch = cache, crop, augment, seed, epoch
+        self.rank = rank
 
     def __len__(self) -> int:  # pragma: no cover - indexed through the sampler only
         return len(self.cache)
 
     def __getitem__(self, item: tuple[int, np.ndarray]) -> Batch:
         step, rows = item
-        rng = np.random.default_rng(batch_seed(self.seed, self.epoch, step)) if self.augment else None
+        rng = np.random.default_rng(batch_seed(self.seed, self.epoch, step, self.rank)) if self.augment else None
         images = crop_flip(self.cache.images(rows), self.crop, rng)
         logits = self.cache.logits(rows)
         return Batch(
@@ -140,14 +142,21 @@ def make_loader(
     start_step: int = 0,
     workers: int = 0,
     pin_memory: bool = False,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
     """A DataLoader over ``rows`` of ``cache``: shuffled, augmented, full batches only when ``train``.
 
     Training drops the last partial batch (a batch of one breaks BatchNorm); evaluation keeps it.
+    With ``world_size > 1`` (DistributedDataParallel) the epoch's order is cut to a multiple of
+    ``world_size`` and rank ``r`` takes every ``world_size``-th row from ``r``: disjoint shares of
+    equal length, so every rank runs the same number of steps.
     """
     order = epoch_order(np.asarray(rows), seed, epoch, shuffle=train)
+    if world_size > 1:
+        order = order[: len(order) - len(order) % world_size][rank::world_size]
     sampler = BatchOrder(order, batch_size, drop_last=train, start=start_step)
-    dataset = CacheBatches(cache, crop, augment=train, seed=seed, epoch=epoch)
+    dataset = CacheBatches(cache, crop, augment=train, seed=seed, epoch=epoch, rank=rank)
     return DataLoader(
         dataset,
         batch_size=None,

@@ -27,6 +27,7 @@ from pipeline.cache import CacheError, FeatureCache
 from pipeline.checkpoint import save_atomic
 from pipeline.config import config_dict
 from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
 from pipeline.profile import measure_cost
 from student_train import plots
 from student_train.data import make_loader, steps_per_epoch
@@ -168,9 +169,10 @@ def provenance(cache: FeatureCache) -> dict[str, Any]:
 class Trainer:
     """One training run: built from a config, optionally resumed, then :meth:`fit`."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, world: World | None = None):
         cfg.validate()
-        self.cfg = cfg
+        world = world or World()
+        self.cfg, self.world = cfg, world
         self.out = Path(cfg.out)
         self.cache = open_cache(cfg.cache, cfg.in_memory, cfg.memory_limit_gb)
         self.task = resolve_task(cfg.task, self.cache)
@@ -181,7 +183,7 @@ class Trainer:
                 f"{cfg.cache} has {len(self.train_rows)} train clips, fewer than one batch of {cfg.batch_size}"
             )
         self.spec = make_spec(cfg, self.cache, self.task, self.train_rows)
-        self.device = resolve_device(cfg.device)
+        self.device = resolve_device(device_for(world, cfg.device))
         # On a CPU, "auto" trains in fp32 even where bf16 is native: oneDNN's bf16 kernels are
         # not bit-reproducible run to run, and a resumed run must match an uninterrupted one.
         auto_cpu = cfg.precision == "auto" and self.device.type == "cpu"
@@ -199,9 +201,19 @@ class Trainer:
         if cfg.init:
             load_init(self.model, cfg.init)
         self.model.to(self.device, memory_format=self.memory_format)
+        # Under torchrun the step runs through DDP (gradients averaged across ranks); saving and
+        # evaluating use the plain model, so a checkpoint loads in a single process.
+        self.net: torch.nn.Module = self.model
+        if world.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         mean, std = self.spec.stats()
         self.loss = HalluciNetLoss(self.task, cfg.loss, cfg.lambda_weight, mean, std).to(self.device)
-        self.steps = steps_per_epoch(len(self.train_rows), cfg.batch_size)
+        self.steps = steps_per_epoch(len(self.train_rows) // world.size, cfg.batch_size)
+        if self.steps < 1:
+            raise ValueError(
+                f"{cfg.cache} has {len(self.train_rows)} train clips: not one batch of {cfg.batch_size} per rank"
+            )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * self.steps)
         self.epoch, self.step = 0, 0
@@ -215,6 +227,8 @@ class Trainer:
         return self.out / "checkpoint.pt"
 
     def save(self) -> None:
+        if not self.world.main:
+            return
         save_atomic(
             {
                 "state_dict": self.model.state_dict(),
@@ -229,6 +243,7 @@ class Trainer:
                 "spec": asdict(self.spec),
                 "classes": list(self.spec.classes),
                 "cache": provenance(self.cache),
+                "world_size": self.world.size,
             },
             self.checkpoint_path,
         )
@@ -255,6 +270,12 @@ class Trainer:
         torch.set_rng_state(ckpt["rng"])
         self.epoch, self.step, self.sums = ckpt["epoch"], ckpt["step"], np.array(ckpt["sums"])
         self.history = ckpt["history"]
+        if ckpt.get("world_size", 1) != self.world.size:
+            logger.warning(
+                "resuming a %d-process run with %d processes: training continues, but not bit-for-bit",
+                ckpt.get("world_size", 1),
+                self.world.size,
+            )
         logger.info("resuming %s at epoch %d, step %d", self.checkpoint_path, self.epoch + 1, self.step)
         return True
 
@@ -263,7 +284,7 @@ class Trainer:
     def train_step(self, batch) -> np.ndarray:
         images = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
-            outputs, hallucinated = self.model(images)
+            outputs, hallucinated = self.net(images)
         parts = self.loss(
             outputs,
             hallucinated,
@@ -290,6 +311,8 @@ class Trainer:
             start_step=self.step,
             workers=cfg.workers,
             pin_memory=self.device.type == "cuda",
+            rank=self.world.rank,
+            world_size=self.world.size,
         )
         bar = tqdm(
             loader,
@@ -297,7 +320,7 @@ class Trainer:
             initial=self.step,
             desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
             unit="batch",
-            disable=None,
+            disable=None if self.world.main else True,
         )
         try:
             for batch in bar:
@@ -326,7 +349,12 @@ class Trainer:
         return compute_metrics(self.cache, rows, outputs, hallucinated, self.spec)
 
     def end_epoch(self, seconds: float) -> None:
-        means = self.sums / self.steps
+        # Loss parts averaged over every rank's steps.
+        means = all_reduce_sum(torch.from_numpy(self.sums)).numpy() / (self.steps * self.world.size)
+        if not self.world.main:
+            self.epoch, self.step, self.sums = self.epoch + 1, 0, np.zeros(3)
+            barrier()  # rank 0 evaluates and saves meanwhile
+            return
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
             "loss": means[0],
@@ -347,6 +375,7 @@ class Trainer:
         self.epoch, self.step, self.sums = self.epoch + 1, 0, np.zeros(3)
         self.save()
         self.write_log()
+        barrier()
 
     def write_log(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))
@@ -377,6 +406,8 @@ class Trainer:
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
+        if not self.world.main:
+            return {}
         metrics: dict[str, Any] = {"split": self.cfg.eval_split, "lambda": self.cfg.lambda_weight}
         if len(self.eval_rows):
             metrics.update(self.evaluate(self.eval_rows))
@@ -401,8 +432,15 @@ def write_outputs(metrics: dict[str, Any], history: list[dict[str, Any]], spec: 
 
 
 def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
-    """Build a :class:`Trainer`, resume it if asked, train, and return the final metrics."""
-    trainer = Trainer(cfg)
-    if resume:
-        trainer.resume()
-    return trainer.fit()
+    """Build a :class:`Trainer`, resume it if asked, train, and return the final metrics.
+
+    Under ``torchrun`` every rank runs this: DistributedDataParallel over a process group
+    (gloo on CPUs, NCCL on GPUs); rank 0 alone evaluates, logs and writes checkpoints, and
+    returns the metrics (the other ranks return ``{}``).
+    """
+    world = world_from_env()
+    with process_group(world, resolve_device(device_for(world, cfg.device))):
+        trainer = Trainer(cfg, world)
+        if resume:
+            trainer.resume()
+        return trainer.fit()

@@ -12,9 +12,10 @@ from pipeline.cli_utils import common_options, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
-from teacher_extract.extract import ExtractConfig, ExtractionFailed, run_extraction
+from teacher_extract.extract import ExtractConfig, ExtractionFailed, extract
 from teacher_extract.fit import FitConfig, fit_teacher_model
 from teacher_extract.models import teacher_names
+from teacher_extract.shard import find_shards, merge_shards
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,12 @@ def _shared_options(cfg_cls: type):
     "--channels-last/--no-channels-last",
 )
 @_opt(ExtractConfig, "max_failed_fraction", "Exit non-zero when more than this fraction of videos fail.", type=float)
+@_opt(
+    ExtractConfig,
+    "shard",
+    "Extract only shard i of N (i/N, e.g. 0/4) into <out stem>.shardII-of-NN.h5, for independent jobs "
+    "such as a Slurm array; merge with merge-cache. Under torchrun, ranks shard and merge by themselves.",
+)
 @_opt(ExtractConfig, "out", "Cache file to write or update.", type=click.Path(dir_okay=False, path_type=Path))
 @common_options
 def extract_teacher(params: Path | None, verbose: bool, **options) -> None:
@@ -81,12 +88,14 @@ def extract_teacher(params: Path | None, verbose: bool, **options) -> None:
     stores its features (and logits), frame t as the student will see it, labels and
     provenance. Reruns are incremental: only new or changed videos are extracted, and an
     interrupted run resumes where it stopped.
+
+    Several GPUs or machines: torchrun --nproc-per-node N $(which extract-teacher) ...
     """
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(ExtractConfig, read_params(params, "extract_teacher"), **options)
         try:
-            run_extraction(cfg)
+            extract(cfg)
         except ExtractionFailed as err:
             logger.error("%s", err)
             sys.exit(1)
@@ -115,3 +124,24 @@ def fit_teacher(params: Path | None, verbose: bool, **options) -> None:
     with user_errors(verbose):
         cfg = load_config(FitConfig, read_params(params, "fit_teacher"), **options)
         fit_teacher_model(cfg)
+
+
+@click.command(context_settings={"max_content_width": 110})
+@click.argument("shards", nargs=-1, type=click.Path(dir_okay=False, exists=True))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="The merged cache. Without SHARDS, its shard files <stem>.shardII-of-NN.h5 beside it are merged.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+def merge_cache(shards: tuple[str, ...], out: str, verbose: bool) -> None:
+    """Merge the shard caches of `extract-teacher --shard i/N` jobs (SHARDS in shard order) into one cache.
+
+    The shards are copied (not linked) into a single self-contained file in the dataset's order;
+    train statistics are recomputed over all of them. The shard files are kept: they are each
+    shard's incremental state for the next run.
+    """
+    setup_logging(verbose)
+    with user_errors(verbose):
+        merge_shards(list(shards) or find_shards(out), out)

@@ -26,7 +26,7 @@ import logging
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -39,9 +39,11 @@ from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, writ
 from pipeline.config import config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
 from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from pipeline.distributed import all_gather_objects, barrier, device_for, process_group, world_from_env
 from pipeline.frames import student_images
 from pipeline.video import VideoError, clip_windows, decode, parse_anchor_policy, probe
 from teacher_extract.models import Teacher, build_teacher
+from teacher_extract.shard import find_shards, merge_shards, parse_shard, select_shard, shard_path
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +73,12 @@ class ExtractConfig:
     channels_last: bool = True
     max_failed_fraction: float = 0.1
     seed: int = 0
+    shard: str = ""
     out: str = "features.h5"
 
     def validate(self) -> None:
         parse_anchor_policy(self.anchors)
+        parse_shard(self.shard)
         for name in ("clip_len", "frame_step", "image_size", "batch_size", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -109,6 +113,10 @@ class ExtractSummary:
 
 class ExtractionFailed(RuntimeError):
     """More videos failed than ``max_failed_fraction`` allows (the cache is still written)."""
+
+    def __init__(self, message: str, summary: ExtractSummary):
+        super().__init__(message)
+        self.summary = summary
 
 
 def fingerprint(path: Path) -> str:
@@ -406,6 +414,11 @@ def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
     out = Path(cfg.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     index: DatasetIndex = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    shard, shards = parse_shard(cfg.shard)
+    if shards > 1:
+        index = select_shard(index, shard, shards)
+        out = shard_path(cfg.out, shard, shards)
+        logger.info("shard %d of %d: %d videos -> %s", shard, shards, len(index.videos), out)
     root = Path(cfg.root)
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
@@ -520,6 +533,51 @@ def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
     if summary.videos and summary.failed / summary.videos > cfg.max_failed_fraction:
         raise ExtractionFailed(
             f"{summary.failed} of {summary.videos} videos failed (more than max_failed_fraction="
-            f"{cfg.max_failed_fraction}); see the log and the 'status' column of {out}"
+            f"{cfg.max_failed_fraction}); see the log and the 'status' column of {out}",
+            summary,
         )
+    return summary
+
+
+def extract(cfg: ExtractConfig) -> ExtractSummary:
+    """``extract-teacher``: one process, one ``--shard i/N`` job, or every rank of a ``torchrun`` launch.
+
+    Under torchrun each rank extracts shard ``rank/world_size`` (on ``cuda:<local rank>`` where
+    GPUs exist), then rank 0 merges the shards into ``cfg.out`` while the others wait. Returns
+    this process's summary (rank 0's covers the merged cache's totals).
+    """
+    world = world_from_env()
+    if not world.distributed:
+        summary = run_extraction(cfg)
+        if parse_shard(cfg.shard)[1] > 1:
+            logger.info("when every shard is done: merge-cache --out %s", cfg.out)
+        return summary
+    if cfg.shard:
+        raise ValueError("--shard is for independent jobs; under torchrun every rank takes its shard by itself")
+    cfg = replace(cfg, shard=f"{world.rank}/{world.size}", device=device_for(world, cfg.device))
+    with process_group(world, resolve_device(cfg.device)):
+        failed: ExtractionFailed | None = None
+        try:
+            summary = run_extraction(cfg)
+        except ExtractionFailed as err:  # the shard file is written; finish the merge, then report
+            failed, summary = err, err.summary
+        barrier()
+        summaries = all_gather_objects(summary)
+        if world.main:
+            merge_shards(find_shards(cfg.out), cfg.out)
+            total = ExtractSummary(
+                **{k: sum(getattr(s, k) for s in summaries) for k in ("videos", "extracted", "skipped", "failed")}
+            )
+            logger.info(
+                "all %d ranks: %d videos (%d extracted, %d skipped, %d failed)",
+                world.size,
+                total.videos,
+                total.extracted,
+                total.skipped,
+                total.failed,
+            )
+            summary = total
+        barrier()
+    if failed is not None:
+        raise failed
     return summary

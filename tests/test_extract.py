@@ -39,6 +39,8 @@ def config(root: Path, out: Path, **overrides) -> ExtractConfig:
         image_size=16,
         batch_size=4,
         workers=2,
+        # fp32: exact comparisons; "auto" would pick bf16 on CPUs that have it natively.
+        precision="fp32",
         out=str(out),
     )
     values.update(overrides)
@@ -207,6 +209,8 @@ def test_kill_9_then_resume_equals_a_clean_run(tmp_path: Path) -> None:
         "1",
         "--workers",
         "1",
+        "--precision",
+        "fp32",
     ]
     clean = tmp_path / "clean.h5"
     CliRunner().invoke(extract_teacher, [*args, "--out", str(clean)], catch_exceptions=False)

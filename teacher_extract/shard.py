@@ -1,0 +1,116 @@
+"""Sharded extraction: N independent writers, one cache.
+
+HDF5 has one writer per file, so each shard (a torchrun rank, or a ``--shard i/N`` job of a
+Slurm array) extracts a disjoint share of the videos into its own shard file, a complete
+version-1 cache of its videos. :func:`merge_shards` then **copies** the shards into the single
+cache the student reads, in the dataset's order. A copy, not an HDF5 virtual dataset: the result
+is one self-contained, chunked file (what DVC tracks and what ``train-student`` opens in each
+DataLoader worker), its train statistics are recomputed over all shards, and it stays valid when
+the shard files are moved or deleted. The copy costs seconds against hours of extraction.
+
+Shard files stay beside the cache: each is its shard's incremental state, so rerunning with the
+same N re-extracts only new or changed videos, shard by shard, with the usual crash safety.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from pipeline.cache import CacheError, FeatureCache, VideoEntry, write_cache
+from pipeline.datasets import DatasetIndex
+
+logger = logging.getLogger(__name__)
+
+_SHARD_NAME = re.compile(r"\.shard(\d+)-of-(\d+)$")
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"i/N"`` -> ``(i, N)`` with ``0 <= i < N``; ``""`` -> ``(0, 1)`` (no sharding)."""
+    if not text:
+        return 0, 1
+    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise ValueError(f"invalid shard {text!r}: use i/N with 0 <= i < N, e.g. 0/4")
+    return int(match[1]), int(match[2])
+
+
+def shard_path(out: str | Path, index: int, count: int) -> Path:
+    """``features.h5`` -> ``features.shard01-of-04.h5``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.shard{index:02d}-of-{count:02d}{out.suffix}")
+
+
+def select_shard(dataset: DatasetIndex, index: int, count: int) -> DatasetIndex:
+    """Videos ``index, index + count, ...``: disjoint, and balanced in number (classes interleave too)."""
+    return replace(dataset, videos=dataset.videos[index::count])
+
+
+def find_shards(out: str | Path) -> list[Path]:
+    """The shard files of ``out`` on disk, in shard order; raises unless they form one complete set."""
+    out = Path(out)
+    found: dict[int, set[int]] = {}
+    for path in out.parent.glob(f"{out.stem}.shard*-of-*{out.suffix}"):
+        match = _SHARD_NAME.search(path.name.removesuffix(out.suffix))
+        if match:
+            found.setdefault(int(match[2]), set()).add(int(match[1]))
+    if not found:
+        raise FileNotFoundError(f"no shard files of {out} ({out.stem}.shardII-of-NN{out.suffix}) in {out.parent}")
+    if len(found) > 1:
+        raise CacheError(
+            f"shard files of {out} from runs with different shard counts: {sorted(found)}; remove the stale ones"
+        )
+    count, indices = next(iter(found.items()))
+    missing = sorted(set(range(count)) - indices)
+    if missing:
+        raise CacheError(f"shards {missing} of {count} of {out} are missing; run them before merging")
+    return [shard_path(out, i, count) for i in range(count)]
+
+
+def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
+    """Copy shard caches (shard i of N at position i) into one cache at ``out``, atomically.
+
+    Video ``k`` of the dataset is video ``k // N`` of shard ``k % N`` (see :func:`select_shard`),
+    so the merged rows are in the dataset's order, as a single-process run writes them.
+
+    Raises:
+        CacheError: the shards were made with different teachers, settings or datasets.
+    """
+    caches = [FeatureCache(p) for p in shards]
+    first = caches[0].info
+    for cache in caches[1:]:
+        info = cache.info
+        if (info.config_key, info.dataset, info.split, info.classes) != (
+            first.config_key,
+            first.dataset,
+            first.split,
+            first.classes,
+        ):
+            raise CacheError(f"{cache.path} was extracted with other settings or data than {caches[0].path}")
+    count = len(caches)
+    sizes = [len(c.videos["path"]) for c in caches]
+    if any(not sizes[i + 1] <= sizes[i] <= sizes[i + 1] + 1 for i in range(count - 1)):
+        raise CacheError(f"shard sizes {sizes} do not come from one round-robin split of a dataset")
+    total = sum(sizes)
+
+    def entries() -> Iterator[VideoEntry]:
+        for k in range(total):
+            yield caches[k % count].entry(k // count)
+
+    config = {**first.config, "shard": ""}
+    info = replace(first, config=config)
+    path = write_cache(
+        out,
+        info,
+        entries(),
+        num_clips=sum(len(c) for c in caches),
+        image_shape=caches[0].image_shape,
+        num_logits=caches[0].num_logits,
+    )
+    for cache in caches:
+        cache.close()
+    logger.info("merged %d shards (%d videos, %d clips) into %s", count, total, sum(len(c) for c in caches), out)
+    return path

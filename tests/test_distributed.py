@@ -1,0 +1,125 @@
+"""Two processes with torchrun (gloo, CPU): sharded extraction and DDP training, against one process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from test_extract import config, make_dataset
+from test_student import make_cache
+
+from pipeline.cache import FeatureCache
+from student_train.evaluate import evaluate_checkpoint, load_student
+from teacher_extract.cli import extract_teacher, merge_cache
+from teacher_extract.extract import run_extraction
+from teacher_extract.shard import parse_shard, shard_path
+
+BIN = Path(sys.executable).parent
+
+
+def torchrun(script: str, *args: str, cwd: Path) -> str:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(BIN / script)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stderr
+
+
+def extract_args(root: Path, out: Path) -> list[str]:
+    return [
+        "--root",
+        str(root),
+        "--teacher",
+        "tiny3d",
+        "--teacher-weights",
+        "random",
+        "--anchors",
+        "uniform:2",
+        "--image-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--precision",
+        "fp32",
+        "--out",
+        str(out),
+    ]
+
+
+def assert_same_cache(a: Path, b: Path) -> None:
+    x, y = FeatureCache(a), FeatureCache(b)
+    assert x.info == y.info
+    for name in ("path", "label", "split", "fingerprint", "status", "num_clips"):
+        assert list(x.videos[name]) == list(y.videos[name]), name
+    rows = np.arange(len(x))
+    np.testing.assert_array_equal(x.clip_frame, y.clip_frame)
+    np.testing.assert_array_equal(x.images(rows), y.images(rows))
+    np.testing.assert_allclose(x.features(rows), y.features(rows), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(x.feature_mean, y.feature_mean, rtol=1e-4, atol=1e-5)
+
+
+def test_parse_shard() -> None:
+    assert parse_shard("") == (0, 1) and parse_shard("2/4") == (2, 4)
+    for bad in ("4/4", "1", "a/b", "-1/2"):
+        with pytest.raises(ValueError, match="i/N"):
+            parse_shard(bad)
+    assert shard_path("data/features.h5", 1, 4) == Path("data/features.shard01-of-04.h5")
+
+
+@pytest.mark.slow
+def test_sharded_extraction_equals_one_process(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "data", videos_per_class=3)  # 6 videos: shards of 3 and 3
+    single = tmp_path / "single.h5"
+    run_extraction(config(root, single, teacher_weights="random"))
+
+    # torchrun: two ranks extract their shards, rank 0 merges.
+    merged = tmp_path / "ranks" / "features.h5"
+    log = torchrun("extract-teacher", *extract_args(root, merged), cwd=tmp_path)
+    assert "all 2 ranks: 6 videos (6 extracted, 0 skipped, 0 failed)" in log
+    assert shard_path(merged, 0, 2).is_file() and shard_path(merged, 1, 2).is_file()
+    assert_same_cache(merged, single)
+
+    # Independent jobs (a Slurm array): --shard i/N, then merge-cache.
+    jobs = tmp_path / "jobs" / "features.h5"
+    runner = CliRunner()
+    for i in range(2):
+        result = runner.invoke(extract_teacher, [*extract_args(root, jobs), "--shard", f"{i}/2"])
+        assert result.exit_code == 0, result.output
+    assert not jobs.exists()
+    assert runner.invoke(merge_cache, ["--out", str(jobs)]).exit_code == 0
+    assert_same_cache(jobs, single)
+
+    # Each shard is incremental on its own: a rerun of shard 1 extracts nothing.
+    summary = run_extraction(config(root, jobs, teacher_weights="random", shard="1/2"))
+    assert (summary.extracted, summary.skipped) == (0, 3)
+
+    # A merge with a shard missing is refused in one line.
+    shard_path(jobs, 1, 2).unlink()
+    result = runner.invoke(merge_cache, ["--out", str(jobs)])
+    assert result.exit_code == 2 and "shards [1] of 2" in result.output
+
+
+@pytest.mark.slow
+def test_ddp_training(tmp_path: Path) -> None:
+    cache = make_cache(tmp_path / "features.h5", videos_per_class=8)
+    out = tmp_path / "run"
+    args = ["--cache", str(cache), "--out", str(out), "--student", "tiny", "--epochs", "3", "--batch-size", "4"]
+    torchrun("train-student", *args, "--crop-size", "14", "--lr", "0.003", "--device", "cpu", cwd=tmp_path)
+    with open(out / "log.csv") as fh:
+        losses = [float(row["loss"]) for row in csv.DictReader(fh)]
+    assert len(losses) == 3 and losses[-1] < losses[0]
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert ckpt["world_size"] == 2 and ckpt["epoch"] == 3
+    # Rank 0's checkpoint is a plain model: it loads and evaluates in a single process.
+    model, spec, _ = load_student(out / "checkpoint.pt")
+    assert not any(k.startswith("module.") for k in ckpt["state_dict"])
+    metrics = evaluate_checkpoint(out / "checkpoint.pt", cache)
+    assert metrics["num_clips"] == 3 * 3 * 4 and 0 <= metrics["video_top1"] <= 1
+    assert spec.num_outputs == 3 and model.task_head is not None
