@@ -3,7 +3,7 @@
 The ratio says whether decoding, preprocessing and HDF5 writing keep up with the teacher:
 1.0 means extraction costs nothing beyond the teacher's forward passes.
 
-Run: ``python -m benchmarks.extract [--teacher r3d_18] [--videos 12] [--anchors uniform:2]``
+Run: ``python -m benchmarks.extract [--teacher r3d_18] [--videos 24] [--anchors uniform:2]``
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def forward_only(cfg: ExtractConfig, batches: int) -> float:
 
 def measure(
     teacher: str = "r3d_18",
-    videos: int = 12,
+    videos: int = 24,
     anchors: str = "uniform:2",
     batch_size: int = 8,
     device: str = "auto",
@@ -92,7 +92,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", default="r3d_18")
-    parser.add_argument("--videos", type=int, default=12)
+    parser.add_argument("--videos", type=int, default=24)
     parser.add_argument("--anchors", default="uniform:2")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="auto")
