@@ -46,6 +46,12 @@ def make_synthetic(params: Path | None, verbose: bool, **options) -> None:
 @config_option(ReportConfig, "hallucinet", "Folder of HalluciNet runs, one per seed.", type=click.Path(file_okay=False))
 @config_option(ReportConfig, "baseline", "Folder of lambda-0 runs, one per seed.", type=click.Path(file_okay=False))
 @config_option(ReportConfig, "out", "Folder for report.json and plots/.", type=click.Path(file_okay=False))
+@click.option(
+    "--seeds",
+    default=None,
+    callback=lambda _ctx, _param, value: None if value is None else tuple(int(v) for v in value.split(",")),
+    help="Comma-separated seeds whose runs (seedN folders) to compare [default: 0,1,2].",
+)
 @common_options
 def report(params: Path | None, verbose: bool, **options) -> None:
     """Compare teacher, single-frame baseline and HalluciNet over seeds: report.json and PNG plots."""

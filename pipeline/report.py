@@ -39,9 +39,12 @@ FIGURES = (
 class ReportConfig:
     """``report`` settings; params.yaml section ``report``.
 
-    ``hallucinet`` and ``baseline`` are folders holding one run folder per seed (``seed0``...).
+    ``hallucinet`` and ``baseline`` are folders holding one run folder per seed (``seed0``...);
+    ``seeds`` says which (the DVC train stages iterate over the same list), so runs of seeds no
+    longer in the params are not reported.
     """
 
+    seeds: tuple[int, ...] = (0, 1, 2)
     teacher: str = "models/teacher.json"
     hallucinet: str = "models/student"
     baseline: str = "models/baseline"
@@ -58,16 +61,18 @@ def spread(values: list[float]) -> dict[str, Any]:
     }
 
 
-def load_runs(folder: str | Path) -> dict[str, dict[str, Any]]:
-    """``{run name: {"metrics": ..., "log": [rows]}}`` for every run folder with a ``metrics.json``."""
+def load_runs(folder: str | Path, seeds: tuple[int, ...]) -> dict[str, dict[str, Any]]:
+    """``{"seedN": {"metrics": ..., "log": [rows]}}`` for each seed's run folder ``<folder>/seedN``."""
+    if not seeds:
+        raise ValueError("report needs at least one seed")
     runs = {}
-    for metrics_path in sorted(Path(folder).glob("*/metrics.json")):
-        run = metrics_path.parent
-        log_path = run / "log.csv"
+    for seed in seeds:
+        run = Path(folder) / f"seed{seed}"
+        metrics_path, log_path = run / "metrics.json", run / "log.csv"
+        if not metrics_path.is_file():
+            raise FileNotFoundError(f"{metrics_path} does not exist: has the run of seed {seed} finished?")
         log = list(csv.DictReader(log_path.open())) if log_path.is_file() else []
         runs[run.name] = {"metrics": json.loads(metrics_path.read_text()), "log": log}
-    if not runs:
-        raise FileNotFoundError(f"no training runs (*/metrics.json) under {folder}")
     return runs
 
 
@@ -86,7 +91,7 @@ def build_report(cfg: ReportConfig) -> dict[str, Any]:
     if not teacher_path.is_file():
         raise FileNotFoundError(f"teacher metrics {teacher_path} do not exist (fit-teacher writes them)")
     teacher = json.loads(teacher_path.read_text())
-    hallucinet, baseline = load_runs(cfg.hallucinet), load_runs(cfg.baseline)
+    hallucinet, baseline = load_runs(cfg.hallucinet, cfg.seeds), load_runs(cfg.baseline, cfg.seeds)
     h, b = summarise(hallucinet), summarise(baseline)
     report: dict[str, Any] = {
         "teacher": {
