@@ -90,7 +90,7 @@ def measure(
     device: str = "auto",
 ) -> dict:
     dev = resolve_device(device)
-    train_precision = "fp32" if dev.type == "cpu" else resolve_precision("auto", dev)
+    train_precision = resolve_precision("auto", dev, cpu_bf16=False)
     teacher_precision = resolve_precision("auto", dev)
     torch.manual_seed(0)
     t_model = build_teacher(teacher, None, seed=0).eval().to(dev)

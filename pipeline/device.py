@@ -35,15 +35,20 @@ def _cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
-    """``auto`` -> ``bf16`` on CUDA with bf16 support or a CPU with native bf16, else ``fp32``."""
+def resolve_precision(name: str, device: torch.device, *, cpu_bf16: bool = True) -> str:
+    """``auto`` -> ``bf16`` on CUDA with bf16 support or a CPU with native bf16, else ``fp32``.
+
+    ``cpu_bf16=False`` keeps ``auto`` at fp32 on every CPU: the student does so, because oneDNN's
+    bf16 kernels are not bit-reproducible run to run, and a resumed or re-evaluated run must
+    give the same numbers.
+    """
     if name not in PRECISIONS:
         raise ValueError(f"invalid precision {name!r}; choose from {', '.join(PRECISIONS)}")
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if _cpu_has_native_bf16() else "fp32"
+    return "bf16" if cpu_bf16 and _cpu_has_native_bf16() else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:

@@ -206,7 +206,7 @@ def evaluate_checkpoint(
         crop=spec.crop_size,
         batch_size=batch_size,
         device=dev,
-        precision=resolve_precision("auto", dev),
+        precision=resolve_precision("auto", dev, cpu_bf16=False),
     )
     metrics = {
         "split": split,

@@ -184,10 +184,7 @@ class Trainer:
             )
         self.spec = make_spec(cfg, self.cache, self.task, self.train_rows)
         self.device = resolve_device(device_for(world, cfg.device))
-        # On a CPU, "auto" trains in fp32 even where bf16 is native: oneDNN's bf16 kernels are
-        # not bit-reproducible run to run, and a resumed run must match an uninterrupted one.
-        auto_cpu = cfg.precision == "auto" and self.device.type == "cpu"
-        self.precision = "fp32" if auto_cpu else resolve_precision(cfg.precision, self.device)
+        self.precision = resolve_precision(cfg.precision, self.device, cpu_bf16=False)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
         torch.manual_seed(cfg.seed)  # the one seeding point: model init, then dropout's stream

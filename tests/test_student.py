@@ -376,7 +376,9 @@ def test_cli_train_evaluate_predict_export(cache_file: Path, tmp_path: Path) -> 
     )
     assert result.exit_code == 0, result.output
     evaluated = json.loads(result.stdout)
-    assert evaluated["video_top1"] == pytest.approx(json.loads((out / "metrics.json").read_text())["video_top1"])
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("video_top1", "clip_top1", "clip_top5", "fidelity_cosine", "fidelity_r2"):
+        assert evaluated[key] == pytest.approx(saved[key], rel=1e-6), key
 
     # predict on a real video: frames prepared like extraction, so equal to running the model by hand
     video = write_video(tmp_path / "v.avi", moving_square(30, 48, 64), fps=25)
