@@ -94,7 +94,10 @@ def measure(
     teacher_precision = resolve_precision("auto", dev)
     torch.manual_seed(0)
     t_model = build_teacher(teacher, None, seed=0).eval().to(dev)
-    s_model = build_student(student, num_outputs=10, teacher_dim=t_model.feature_dim).to(dev)
+    # channels_last, as train-student and extract-teacher use by default.
+    s_model = build_student(student, num_outputs=10, teacher_dim=t_model.feature_dim)
+    s_model = s_model.to(dev, memory_format=torch.channels_last)
+    t_model = t_model.to(memory_format=torch.channels_last_3d)
     optimizer = torch.optim.Adam(s_model.parameters(), lr=1e-4)
     loss_fn = HalluciNetLoss("classification", "mse_sigmoid", 50.0)
 
@@ -103,8 +106,9 @@ def measure(
         rows = cache.clip_indices("train")
         batch = next(iter(make_loader(cache, rows, batch_size=batch_size, crop=crop, train=True, seed=0)))
         h, w = t_model.preset.crop_size
-        clips = torch.rand(batch_size, 3, 16, h, w, device=dev)
-        images, labels = batch.images.to(dev), batch.labels.to(dev)
+        clips = torch.rand(batch_size, 3, 16, h, w, device=dev).contiguous(memory_format=torch.channels_last_3d)
+        images = batch.images.to(dev).contiguous(memory_format=torch.channels_last)
+        labels = batch.labels.to(dev)
 
         def student_step(features: torch.Tensor) -> None:
             with autocast(dev, train_precision):
