@@ -194,14 +194,19 @@ def plot_report(report: dict[str, Any], hallucinet: dict, baseline: dict, out: P
     _save(fig, out / "curves.png")
 
     # Per-prediction cost: student (one frame) vs teacher (one clip), log scale.
-    s = report["hallucinet"]
-    t = report["teacher"]
-    if "cost_gflops" in s and t.get("cost_gflops"):
-        fig = Figure(figsize=(7, 3.5))
-        ax_g, ax_l = fig.subplots(1, 2)
-        for ax, key, label in ((ax_g, "gflops", "GFLOPs"), (ax_l, "latency_ms", "CPU latency (ms)")):
-            values = [s[f"cost_{key}"]["mean"], t[f"cost_{key}"]]
-            ax.bar([0, 1], values, color=[colors["hallucinet"], colors["teacher"]])
+    s, t = report["hallucinet"], report["teacher"]
+    panels = [
+        (key, label)
+        for key, label in (("gflops", "GFLOPs"), ("latency_ms", "latency (ms)"))
+        if f"cost_{key}" in s and t.get(f"cost_{key}")
+    ]
+    if panels:
+        fig = Figure(figsize=(3.5 * len(panels), 3.5))
+        axes = fig.subplots(1, len(panels), squeeze=False)[0]
+        for ax, (key, label) in zip(axes, panels, strict=True):
+            ax.bar(
+                [0, 1], [s[f"cost_{key}"]["mean"], t[f"cost_{key}"]], color=[colors["hallucinet"], colors["teacher"]]
+            )
             ax.set_xticks([0, 1], ["student\n(1 frame)", "teacher\n(1 clip)"])
             ax.set(yscale="log", ylabel=label)
         fig.suptitle("Per-prediction cost")
