@@ -193,7 +193,7 @@ def plot_report(report: dict[str, Any], hallucinet: dict, baseline: dict, out: P
     ax.legend()
     _save(fig, out / "curves.png")
 
-    # Per-prediction cost: student (one frame) vs teacher (one clip), log scale.
+    # Per-prediction cost: student (one frame) vs teacher (one clip), values written on the bars.
     s, t = report["hallucinet"], report["teacher"]
     panels = [
         (key, label)
@@ -204,11 +204,12 @@ def plot_report(report: dict[str, Any], hallucinet: dict, baseline: dict, out: P
         fig = Figure(figsize=(3.5 * len(panels), 3.5))
         axes = fig.subplots(1, len(panels), squeeze=False)[0]
         for ax, (key, label) in zip(axes, panels, strict=True):
-            ax.bar(
-                [0, 1], [s[f"cost_{key}"]["mean"], t[f"cost_{key}"]], color=[colors["hallucinet"], colors["teacher"]]
-            )
+            values = [s[f"cost_{key}"]["mean"], t[f"cost_{key}"]]
+            bars = ax.bar([0, 1], values, color=[colors["hallucinet"], colors["teacher"]])
+            ax.bar_label(bars, labels=[f"{v:.3g}" for v in values])
             ax.set_xticks([0, 1], ["student\n(1 frame)", "teacher\n(1 clip)"])
-            ax.set(yscale="log", ylabel=label)
+            ax.set(ylabel=label)
+            ax.margins(y=0.15)
         fig.suptitle("Per-prediction cost")
         _save(fig, out / "cost.png")
 
