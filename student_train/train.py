@@ -178,10 +178,6 @@ class Trainer:
         self.task = resolve_task(cfg.task, self.cache)
         self.train_rows = self.cache.clip_indices("train")
         self.eval_rows = self.cache.clip_indices(cfg.eval_split)
-        if len(self.train_rows) < cfg.batch_size:
-            raise ValueError(
-                f"{cfg.cache} has {len(self.train_rows)} train clips, fewer than one batch of {cfg.batch_size}"
-            )
         self.spec = make_spec(cfg, self.cache, self.task, self.train_rows)
         self.device = resolve_device(device_for(world, cfg.device))
         self.precision = resolve_precision(cfg.precision, self.device, cpu_bf16=False)
@@ -209,7 +205,8 @@ class Trainer:
         self.steps = steps_per_epoch(len(self.train_rows) // world.size, cfg.batch_size)
         if self.steps < 1:
             raise ValueError(
-                f"{cfg.cache} has {len(self.train_rows)} train clips: not one batch of {cfg.batch_size} per rank"
+                f"{cfg.cache} has {len(self.train_rows)} train clips: not one batch of {cfg.batch_size} "
+                f"for each of {world.size} process(es)"
             )
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * self.steps)
