@@ -110,7 +110,7 @@ class BatchOrder(Sampler):
     """Yields ``(step, rows)`` for the steps ``start..`` of an epoch (``start > 0`` resumes mid-epoch)."""
 
     def __init__(self, order: np.ndarray, batch_size: int, drop_last: bool, start: int = 0):
-        n = len(order) // batch_size if drop_last else -(-len(order) // batch_size)
+        n = steps_per_epoch(len(order), batch_size, drop_last)
         self.batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(n)]
         self.start = start
 
