@@ -146,6 +146,23 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def write_outputs(
+    metrics: dict[str, Any],
+    spec: StudentSpec,
+    out: Path,
+    *,
+    history: list[dict[str, Any]] | None = None,
+    title: str = "video-level",
+) -> None:
+    """``metrics.json`` (without the bulky confusion matrix, which becomes a PNG) and the plots."""
+    confusion = metrics.pop("confusion", None)
+    write_metrics(metrics, out / "metrics.json")
+    if history:
+        plots.training_curves(history, out / "plots" / "curves.png", title=f"{spec.student}, {out.name}")
+    if confusion is not None:
+        plots.confusion(np.array(confusion), spec.classes, out / "plots" / "confusion.png", title=title)
+
+
 def summary_line(metrics: dict[str, Any]) -> str:
     """One log line with the headline figures."""
     keys = ("video_top1", "clip_top1", "spearman", "mae", "fidelity_cosine", "fidelity_r2", "teacher_video_top1")
@@ -215,11 +232,5 @@ def evaluate_checkpoint(
     }
     logger.info("%s split: %s", split, summary_line(metrics))
     if out is not None:
-        out = Path(out)
-        confusion = metrics.pop("confusion", None)
-        write_metrics(metrics, out / "metrics.json")
-        if confusion is not None:
-            plots.confusion(
-                np.array(confusion), spec.classes, out / "plots" / "confusion.png", title=f"{split}, video-level"
-            )
+        write_outputs(metrics, spec, Path(out), title=f"{split}, video-level")
     return metrics

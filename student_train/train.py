@@ -29,9 +29,8 @@ from pipeline.config import config_dict
 from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
 from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
 from pipeline.profile import measure_cost
-from student_train import plots
 from student_train.data import make_loader, steps_per_epoch
-from student_train.evaluate import StudentSpec, compute_metrics, run_model, summary_line, write_metrics
+from student_train.evaluate import StudentSpec, compute_metrics, run_model, summary_line, write_outputs
 from student_train.losses import HALLUCINATION_LOSSES, TASKS, HalluciNetLoss
 from student_train.models import build_student, load_init, student_names
 
@@ -98,9 +97,9 @@ class TrainingInterrupted(Exception):
 
 def resolve_task(task: str, cache: FeatureCache) -> str:
     """``auto`` -> the cache's task; a classification task on a regression cache (or back) is refused."""
-    if task == "auto" or task == "none":
-        return cache.info.task if task == "auto" else "none"
-    if task != cache.info.task:
+    if task == "auto":
+        return cache.info.task
+    if task not in ("none", cache.info.task):
         raise CacheError(
             f"{cache.path} holds a {cache.info.task} dataset ({cache.info.dataset}); it cannot train task {task!r}"
         )
@@ -411,18 +410,8 @@ class Trainer:
         crop = self.spec.crop_size
         cost = measure_cost(self.model, torch.rand(1, 3, crop, crop, device=self.device))
         metrics.update(cost_gflops=cost["gflops"], cost_latency_ms=cost["latency_ms"])
-        write_outputs(metrics, self.history, self.spec, self.out)
+        write_outputs(metrics, self.spec, self.out, history=self.history)
         return metrics
-
-
-def write_outputs(metrics: dict[str, Any], history: list[dict[str, Any]], spec: StudentSpec, out: Path) -> None:
-    """``metrics.json`` (without the bulky confusion matrix) and the PNG plots."""
-    confusion = metrics.pop("confusion", None)
-    write_metrics(metrics, out / "metrics.json")
-    if history:
-        plots.training_curves(history, out / "plots" / "curves.png", title=f"{spec.student}, {out.name}")
-    if confusion is not None:
-        plots.confusion(np.array(confusion), spec.classes, out / "plots" / "confusion.png", title="video-level")
 
 
 def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:

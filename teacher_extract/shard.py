@@ -95,6 +95,7 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
     if any(not sizes[i + 1] <= sizes[i] <= sizes[i + 1] + 1 for i in range(count - 1)):
         raise CacheError(f"shard sizes {sizes} do not come from one round-robin split of a dataset")
     total = sum(sizes)
+    num_clips = sum(len(c) for c in caches)
 
     def entries() -> Iterator[VideoEntry]:
         for k in range(total):
@@ -106,11 +107,11 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
         out,
         info,
         entries(),
-        num_clips=sum(len(c) for c in caches),
+        num_clips=num_clips,
         image_shape=caches[0].image_shape,
         num_logits=caches[0].num_logits,
     )
     for cache in caches:
         cache.close()
-    logger.info("merged %d shards (%d videos, %d clips) into %s", count, total, sum(len(c) for c in caches), out)
+    logger.info("merged %d shards (%d videos, %d clips) into %s", count, total, num_clips, out)
     return path
