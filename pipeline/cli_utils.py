@@ -1,8 +1,9 @@
 """What every console script shares: logging setup, ``--params``/``--verbose``, and user-error handling.
 
 Commands stay thin: parse options, build a config with :func:`pipeline.config.load_config`, call
-one plain function. A mistake by the user (bad path, bad value, unreadable file) becomes a
-one-line ``Error: ...`` and exit code 2; ``--verbose`` shows the traceback as well.
+one plain function. A mistake by the user (a :class:`~pipeline.errors.UserError`, or a path they
+gave that is missing, unreadable or of the wrong kind) becomes a one-line ``Error: ...`` and exit
+code 2; ``--verbose`` shows the traceback as well. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,13 +17,17 @@ from typing import Any
 
 import click
 
-from pipeline.config import ConfigError
-from pipeline.video import VideoError
+from pipeline.errors import UserError
 
 logger = logging.getLogger(__name__)
 
+#: OS errors about a path (they carry ``filename``): the user named a file that is missing,
+#: already there, unreadable, or a folder where a file was meant (or the reverse). Other OSErrors
+#: (a full disk, a broken pipe) are not the user's mistake and keep their traceback.
+PATH_ERRORS = (FileNotFoundError, FileExistsError, PermissionError, IsADirectoryError, NotADirectoryError)
+
 #: Exceptions that mean "the user asked for something impossible", reported in one line.
-USER_ERRORS = (ConfigError, ValueError, FileNotFoundError, FileExistsError, VideoError, OSError)
+USER_ERRORS = (UserError, *PATH_ERRORS)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -52,7 +57,11 @@ def common_options(command: Callable) -> Callable:
 
 @contextlib.contextmanager
 def user_errors(verbose: bool) -> Iterator[None]:
-    """Turn user mistakes into ``click.ClickException`` (one line, exit 2); let Ctrl-C through."""
+    """Turn user mistakes (:data:`USER_ERRORS`) into ``click.ClickException`` (one line, exit 2).
+
+    Only those: a plain ``ValueError`` from, say, a numpy shape mismatch is a bug, and a one-line
+    message would hide where it came from, so it propagates with its traceback. Ctrl-C goes through.
+    """
     try:
         yield
     except click.ClickException:
@@ -60,10 +69,18 @@ def user_errors(verbose: bool) -> Iterator[None]:
     except USER_ERRORS as err:
         if verbose:
             logger.exception("failed")
-        message = str(err) or type(err).__name__
-        exc = click.ClickException(message)
+        exc = click.ClickException(_one_line(err))
         exc.exit_code = 2
         raise exc from err
+
+
+def _one_line(err: BaseException) -> str:
+    """The message on one line; ``<path>: <reason>`` for OS errors (not ``[Errno 2] ...: '<path>'``)."""
+    if isinstance(err, OSError) and err.filename is not None and err.strerror:
+        target = f" -> {err.filename2}" if err.filename2 is not None else ""
+        return f"{err.filename}{target}: {err.strerror}"
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return "; ".join(lines) or type(err).__name__
 
 
 def default_help(cfg_cls: type, name: str, text: str) -> str:

@@ -18,10 +18,17 @@ from typing import Any, TypeVar
 
 import yaml
 
+from pipeline.errors import UserError
+
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+#: Keys that change how fast (or where) a stage runs, never what it writes. DVC stages depend on
+#: every other key of their params section (tests check ``dvc.yaml`` against this).
+RESULT_NEUTRAL = frozenset({"device", "workers", "in_memory", "memory_limit_gb"})
+
+
+class ConfigError(UserError):
     """A params file or option value is invalid; the message names the key and what is allowed."""
 
 
@@ -81,11 +88,35 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         return float(value)
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if annotation in (int, float) and isinstance(value, str):
+        return _parse_number(name, value, annotation)
     if annotation is str and isinstance(value, str | int | float | Path) and not isinstance(value, bool):
         return str(value)
     if annotation in (int, float, str):
         raise ConfigError(f"{name} must be {annotation.__name__}, got {value!r}")
     return value
+
+
+def _parse_number(name: str, text: str, annotation: type) -> int | float:
+    """A number written as a string: YAML 1.1 (PyYAML) reads ``1e-3`` as the *string* '1e-3'.
+
+    PyYAML's float pattern needs a dot and a signed exponent (``1.0e-3``), so the usual ``lr: 1e-3``
+    in params.yaml arrives as text. An int field takes such a string only when it is exactly
+    integral (``'1e3'`` -> 1000), never by rounding.
+    """
+    try:
+        number = float(text.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be {annotation.__name__}, got {text!r}") from None
+    if annotation is float:
+        return number
+    try:
+        return int(text.strip())  # '12' or '1_000', exact even beyond 2**53
+    except ValueError:
+        pass
+    if not number.is_integer():
+        raise ConfigError(f"{name} must be int, got {text!r} (not a whole number)")
+    return int(number)
 
 
 def _allows_none(annotation: Any) -> bool:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from pipeline.errors import UserError
+
 T = TypeVar("T", bound=Callable)
 
 
 class Registry(Generic[T]):
-    """Builders filled by a decorator; an unknown name raises a ``ValueError`` listing the valid ones.
+    """Builders filled by a decorator; an unknown name raises a :class:`UserError` listing the valid ones.
 
     Example::
 
@@ -39,7 +41,7 @@ class Registry(Generic[T]):
         try:
             return self._builders[name]
         except KeyError:
-            raise ValueError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}") from None
+            raise UserError(f"unknown {self.kind} {name!r}; valid names: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
         return sorted(self._builders)
