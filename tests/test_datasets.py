@@ -1,10 +1,17 @@
 """Every adapter on small trees made on disk (placeholder files: adapters never decode)."""
 
+import dataclasses
+import logging
+import sys
 from pathlib import Path
 
 import pytest
 
-from pipeline.datasets import DatasetError, load_dataset
+import pipeline.datasets
+from pipeline.datasets import DATASETS, DatasetError, DatasetIndex, VideoRecord, dataset_names, load_dataset
+from pipeline.datasets._common import read_mirror_pairs
+from pipeline.errors import UserError
+from pipeline.video import VideoError, probe
 
 
 def touch(root: Path, *paths: str) -> None:
@@ -162,9 +169,175 @@ def test_manifest_regression_and_classification(tmp_path: Path) -> None:
 
 
 def test_unknown_dataset_and_missing_root(tmp_path: Path) -> None:
-    with pytest.raises(
-        ValueError, match="unknown dataset 'ucf'; valid names: folder, hmdb51, kinetics, manifest, ucf101"
-    ):
+    # Other adapters may join the package: the message lists whatever is registered.
+    with pytest.raises(UserError, match=f"unknown dataset 'ucf'; valid names: {', '.join(dataset_names())}$"):
         load_dataset("ucf", tmp_path, "1")
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset("ucf101", tmp_path / "nowhere", "1")
+
+
+# --- odd entries: failed videos, not aborted runs ---------------------------------------------------
+
+
+def test_folder_lists_directories_and_dangling_links_as_videos(tmp_path: Path, caplog) -> None:
+    touch(tmp_path, "run/a.avi", "jump/b.avi")
+    (tmp_path / "jump/x.avi").mkdir()
+    (tmp_path / "run/gone.avi").symlink_to(tmp_path / "nowhere.avi")
+    with caplog.at_level(logging.WARNING):
+        index = load_dataset("folder", tmp_path, "1", test_fraction=0)
+    assert sorted(v.path for v in index.videos) == ["jump/b.avi", "jump/x.avi", "run/a.avi", "run/gone.avi"]
+    assert "2 listed videos under" in caplog.text and "are not files" in caplog.text
+    assert "jump/x.avi (a directory)" in caplog.text and "run/gone.avi (a dangling symbolic link)" in caplog.text
+    reasons = {}
+    for video in index.videos:
+        with pytest.raises(VideoError) as info:
+            probe(tmp_path / video.path)
+        reasons[video.path] = info.value.reason
+    assert reasons == {
+        "jump/b.avi": "empty file",
+        "jump/x.avi": "no frame images (.jpg, .jpeg, .png) in this folder",  # a folder is read as a frame folder
+        "run/a.avi": "empty file",
+        "run/gone.avi": "dangling symbolic link",
+    }
+
+
+def test_probe_turns_os_errors_into_video_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(VideoError, match="no such file"):
+        probe(tmp_path / "absent.avi")
+    loop = tmp_path / "loop.avi"
+    loop.symlink_to(loop)
+    with pytest.raises(VideoError, match="loop.avi: unreadable: "):
+        probe(loop)
+    locked = tmp_path / "locked.avi"
+    locked.write_bytes(b"not empty")
+
+    def denied(path: str, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr("pipeline.video.av.open", denied)  # root can read anything: simulate the denial
+    with pytest.raises(VideoError, match="locked.avi: unreadable: permission denied"):
+        probe(locked)
+
+
+def test_keep_existing_keeps_non_files_and_reports_them_apart(ucf: Path, caplog) -> None:
+    (ucf / "UCF-101/ZoomIn/v_ZoomIn_g09_c01.avi").mkdir()  # listed in trainlist01, now a folder
+    (ucf / "UCF-101/ZoomIn/v_ZoomIn_g01_c01.avi").unlink()
+    with caplog.at_level(logging.WARNING):
+        index = load_dataset("ucf101", ucf, "1")
+    paths = [v.path for v in index.videos]
+    assert "UCF-101/ZoomIn/v_ZoomIn_g09_c01.avi" in paths
+    assert index.missing == ("UCF-101/ZoomIn/v_ZoomIn_g01_c01.avi",)
+    assert "1 of 6 listed videos are missing" in caplog.text
+    assert "1 listed videos under" in caplog.text and "v_ZoomIn_g09_c01.avi (a directory)" in caplog.text
+
+
+def test_nothing_but_non_files_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "manifest.csv").write_text("path,label,split\nv/a.mp4,x,train\nv/b.mp4,y,test\n")
+    (tmp_path / "v/a.mp4").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"none of the 2 videos .* is a file .*1 missing, 1 not files"):
+        load_dataset("manifest", tmp_path, "1")
+
+
+# --- discovery ---------------------------------------------------------------------------------------
+
+
+def test_dataset_names_are_discovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert {"folder", "hmdb51", "kinetics", "manifest", "ucf101"} <= set(dataset_names())
+    # A new adapter module in the package is found without editing any list of names.
+    (tmp_path / "zz_probe_adapter.py").write_text(
+        "from pipeline.datasets.registry import DATASETS\n"
+        "@DATASETS.register('zz_probe')\n"
+        "def zz_probe(root, split, **options):\n"
+        "    raise NotImplementedError\n"
+    )
+    (tmp_path / "_zz_private.py").write_text("raise AssertionError('private modules are not adapters')\n")
+    monkeypatch.setattr(pipeline.datasets, "__path__", [*pipeline.datasets.__path__, str(tmp_path)])
+    monkeypatch.setattr(DATASETS, "_builders", dict(DATASETS._builders))
+    try:
+        assert "zz_probe" in dataset_names()
+        with pytest.raises(NotImplementedError):
+            load_dataset("zz_probe", tmp_path, "1")
+    finally:
+        sys.modules.pop("pipeline.datasets.zz_probe_adapter", None)
+
+
+def test_extract_teacher_offers_every_dataset() -> None:
+    from teacher_extract.cli import extract_teacher
+
+    option = next(p for p in extract_teacher.params if p.name == "dataset")
+    assert list(option.type.choices) == dataset_names()
+
+
+# --- mirror semantics -------------------------------------------------------------------------------
+
+CLASSES = ("SwipeLeft", "Clap", "SwipeRight", "TurnLeft", "TurnRight")
+
+
+def test_read_mirror_pairs(tmp_path: Path) -> None:
+    path = tmp_path / "mirror_pairs.txt"
+    write_crlf(path, ["SwipeLeft SwipeRight", "", "TurnRight  TurnLeft"])
+    assert read_mirror_pairs(path, CLASSES) == (2, 1, 0, 4, 3)
+    path.write_text("")
+    assert read_mirror_pairs(path, CLASSES) == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(
+    ("lines", "message"),
+    [
+        (["SwipeLeft SwipeRight", "SwipeUp SwipeDown"], r"mirror_pairs.txt:2: unknown class 'SwipeUp'"),
+        (
+            ["SwipeLeft SwipeRight", "", "TurnLeft SwipeLeft"],
+            r"mirror_pairs.txt:3: class 'SwipeLeft' is already paired on line 1",
+        ),
+        (["SwipeLeft SwipeRight Clap"], r"mirror_pairs.txt:1: expected '<ClassA> <ClassB>'"),
+        (["Clap Clap"], r"mirror_pairs.txt:1: class 'Clap' is paired with itself"),
+    ],
+)
+def test_mirror_pairs_errors_name_file_and_line(tmp_path: Path, lines: list[str], message: str) -> None:
+    path = tmp_path / "mirror_pairs.txt"
+    write_crlf(path, lines)
+    with pytest.raises(DatasetError, match=message):
+        read_mirror_pairs(path, CLASSES)
+
+
+def test_mirror_map_is_checked_and_defaults_to_identity(tmp_path: Path) -> None:
+    videos = (VideoRecord("a.avi", 0),)
+    index = DatasetIndex("x", tmp_path, "1", "classification", ("a", "b", "c"), videos)
+    assert index.mirror == () and index.mirror_map() == (0, 1, 2)
+    assert dataclasses.replace(index, mirror=(1, 0, 2)).mirror_map() == (1, 0, 2)
+    with pytest.raises(DatasetError, match="not an involution: 'a' mirrors to 'b', which mirrors to 'c'"):
+        dataclasses.replace(index, mirror=(1, 2, 0))
+    with pytest.raises(DatasetError, match=r"one entry per class \(3\), got 2"):
+        dataclasses.replace(index, mirror=(1, 0))
+    with pytest.raises(DatasetError, match=r"mirror\[0\] = 7 is not a label"):
+        dataclasses.replace(index, mirror=(7, 1, 2))
+
+
+def test_ucf101_reads_its_mirror_pairs_by_default(ucf: Path) -> None:
+    assert load_dataset("ucf101", ucf, "1").mirror_map() == (0, 1, 2)  # real UCF101: no file, identity
+    write_crlf(ucf / "ucfTrainTestlist/mirror_pairs.txt", ["ZoomIn HandstandPushups"])
+    index = load_dataset("ucf101", ucf, "1")
+    assert index.mirror == (2, 1, 0)
+    # The common option wins over the default file.
+    (ucf / "other_pairs.txt").write_text("ZoomIn ApplyEyeMakeup\n")
+    assert load_dataset("ucf101", ucf, "1", mirror_pairs="other_pairs.txt").mirror == (1, 0, 2)
+    write_crlf(ucf / "ucfTrainTestlist/mirror_pairs.txt", ["ZoomIn Zoomout"])
+    with pytest.raises(DatasetError, match=r"mirror_pairs.txt:1: unknown class 'Zoomout'"):
+        load_dataset("ucf101", ucf, "1")
+
+
+def test_mirror_pairs_option_on_any_adapter(tmp_path: Path) -> None:
+    touch(tmp_path / "data", "left/1.mp4", "right/2.mp4", "still/3.mp4")
+    (tmp_path / "data/pairs.txt").write_text("left right\n")
+    index = load_dataset("folder", tmp_path / "data", "1", mirror_pairs="pairs.txt", test_fraction=0)
+    assert index.classes == ("left", "right", "still") and index.mirror == (1, 0, 2)
+    absolute = load_dataset("folder", tmp_path / "data", "1", mirror_pairs=str(tmp_path / "data/pairs.txt"))
+    assert absolute.mirror == (1, 0, 2)
+    assert load_dataset("folder", tmp_path / "data", "1").mirror == ()
+    with pytest.raises(DatasetError, match="mirror_pairs file .*nope.txt does not exist"):
+        load_dataset("folder", tmp_path / "data", "1", mirror_pairs="nope.txt")
+    touch(tmp_path / "aqa", "v/a.mp4")
+    (tmp_path / "aqa/manifest.csv").write_text("path,score,split\nv/a.mp4,81.5,train\n")
+    (tmp_path / "aqa/pairs.txt").write_text("")
+    with pytest.raises(DatasetError, match="regression dataset"):
+        load_dataset("manifest", tmp_path / "aqa", "1", mirror_pairs="pairs.txt")

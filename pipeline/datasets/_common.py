@@ -1,13 +1,16 @@
-"""Small helpers the adapters share: reading annotation lines and reporting missing videos."""
+"""Small helpers the adapters share: reading annotation lines, reporting missing or odd videos,
+and reading a mirror-pairs file."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipeline.datasets.base import DatasetError, VideoRecord
+from pipeline.frame_folder import is_frame_folder
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +42,100 @@ def check_options(name: str, options: dict[str, Any], valid: tuple[str, ...]) ->
         )
 
 
+def not_a_file(path: Path) -> str | None:
+    """Why ``path``, an entry that exists, is not a readable video; ``None`` for a regular file or a frame folder.
+
+    Such entries (an empty folder named ``x.avi``, a dangling symbolic link) are still videos the
+    dataset names: adapters keep them, and extraction records them as failed instead of aborting the run.
+    """
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return None if is_frame_folder(path) else "a directory"
+    if path.is_symlink() and not path.exists():
+        return "a dangling symbolic link"
+    return "not a regular file"
+
+
+def warn_not_files(root: Path, odd: Sequence[tuple[str, str]]) -> None:
+    """One warning for listed entries that exist but are not regular files (they become failed videos)."""
+    if odd:
+        shown = ", ".join(f"{rel} ({why})" for rel, why in odd[:3])
+        more = f" and {len(odd) - 3} more" if len(odd) > 3 else ""
+        logger.warning(
+            "%d listed videos under %s are not files; kept, they will be recorded as failed: %s%s",
+            len(odd),
+            root,
+            shown,
+            more,
+        )
+
+
 def keep_existing(root: Path, records: list[VideoRecord], source: Path | str) -> tuple[list[VideoRecord], list[str]]:
-    """Split records into those whose file exists and the paths of those that don't.
+    """Split records into those on disk and the paths of those that are not.
 
     A few missing files is normal (Kinetics loses videos to YouTube): one warning with a count,
-    not one line per video. If nothing exists, the root is almost certainly wrong: an error.
+    not one line per video. An entry that exists but is not a file (a folder named like the
+    video, a dangling symbolic link) is kept, warned about separately, and fails at extraction
+    with its reason. If no listed video is a file, the root is almost certainly wrong: an error.
     """
-    present, missing = [], []
+    present, missing, odd = [], [], []
     for record in records:
-        (present if (root / record.path).is_file() else missing).append(record)
+        path = root / record.path
+        if not os.path.lexists(path):  # lexists: a dangling link is an entry, not a missing file
+            missing.append(record)
+            continue
+        present.append(record)
+        why = not_a_file(path)
+        if why is not None:
+            odd.append((record.path, why))
+    if len(odd) == len(present) and (missing or odd):
+        shown = ", ".join([r.path for r in missing[:3]] + [f"{rel} ({why})" for rel, why in odd[:3]])
+        raise DatasetError(
+            f"none of the {len(records)} videos listed in {source} is a file under {root} "
+            f"({len(missing)} missing, {len(odd)} not files; e.g. {shown})"
+        )
     if missing:
         shown = ", ".join(r.path for r in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        if not present:
-            raise DatasetError(
-                f"none of the {len(missing)} videos listed in {source} exist under {root} (e.g. {shown})"
-            )
         logger.warning(
             "%d of %d listed videos are missing under %s: %s%s", len(missing), len(records), root, shown, more
         )
+    warn_not_files(root, odd)
     return present, [r.path for r in missing]
+
+
+def read_mirror_pairs(path: Path, classes: Sequence[str]) -> tuple[int, ...]:
+    """The label map of a horizontal mirror from a file of class-name pairs.
+
+    Each non-blank line is ``ClassA ClassB``: a mirrored ``ClassA`` video is a ``ClassB`` video
+    and the reverse (``SwipeLeft SwipeRight``). A class not listed maps to itself. CRLF line ends
+    and a UTF-8 BOM are fine. Keeping this as data, beside the dataset, lets the student's flip
+    augmentation stay correct for datasets with handed classes without any code knowing them.
+
+    Returns:
+        ``mirror`` with ``mirror[label]`` the label of the mirrored video, one entry per class.
+
+    Raises:
+        DatasetError: naming ``file:line`` for a malformed line, an unknown class, or a class
+            that appears in two pairs (or is paired with itself).
+    """
+    label_of = {name: i for i, name in enumerate(classes)}
+    mirror = list(range(len(classes)))
+    seen: dict[str, int] = {}
+    for number, line in read_lines(path):
+        parts = line.split()
+        if len(parts) != 2:
+            raise DatasetError(f"{path}:{number}: expected '<ClassA> <ClassB>', got {line!r}")
+        if parts[0] == parts[1]:
+            raise DatasetError(f"{path}:{number}: class {parts[0]!r} is paired with itself (leave it out instead)")
+        for name in parts:
+            if name not in label_of:
+                shown = ", ".join(classes[:10]) + (f" and {len(classes) - 10} more" if len(classes) > 10 else "")
+                raise DatasetError(f"{path}:{number}: unknown class {name!r}; classes: {shown}")
+            if name in seen:
+                raise DatasetError(f"{path}:{number}: class {name!r} is already paired on line {seen[name]}")
+            seen[name] = number
+        a, b = label_of[parts[0]], label_of[parts[1]]
+        mirror[a], mirror[b] = b, a
+    return tuple(mirror)

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.datasets._common import check_options, keep_existing, read_lines
+from pipeline.datasets._common import check_options, keep_existing, read_lines, read_mirror_pairs
 from pipeline.datasets.base import DatasetError, DatasetIndex, VideoRecord
 from pipeline.datasets.registry import DATASETS
 
 SPLIT_IDS = ("1", "2", "3")
+
+#: Optional file beside classInd.txt naming the classes a horizontal mirror swaps. Real UCF101
+#: has none (its actions keep their label when mirrored: identity); make-synthetic writes one.
+MIRROR_PAIRS = "mirror_pairs.txt"
 
 
 def read_class_index(path: Path) -> tuple[str, ...]:
@@ -35,7 +39,11 @@ def ucf101(root: Path, split: str, **options) -> DatasetIndex:
     """Index split ``split`` ("1", "2" or "3") of a UCF101 copy under ``root``.
 
     ``root`` holds ``UCF-101/`` and ``ucfTrainTestlist/`` side by side (the two official
-    downloads unpacked), which is also what ``make-synthetic`` writes. No options.
+    downloads unpacked), which is also what ``make-synthetic`` writes. No options of its own
+    (``mirror_pairs``, common to all adapters, overrides the default below).
+
+    The mirror map comes from ``ucfTrainTestlist/mirror_pairs.txt`` when that file exists, else
+    it is the identity.
     """
     check_options("ucf101", options, ())
     if split not in SPLIT_IDS:
@@ -66,4 +74,6 @@ def ucf101(root: Path, split: str, **options) -> DatasetIndex:
                     )
             records.append(VideoRecord(path=f"UCF-101/{rel}", label=label, split=kind))
     present, missing = keep_existing(root, records, lists)
-    return DatasetIndex("ucf101", root, split, "classification", classes, tuple(present), tuple(missing))
+    pairs = lists / MIRROR_PAIRS
+    mirror = read_mirror_pairs(pairs, classes) if pairs.is_file() else ()
+    return DatasetIndex("ucf101", root, split, "classification", classes, tuple(present), tuple(missing), mirror)
