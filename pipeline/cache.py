@@ -23,34 +23,68 @@ from typing import Any
 import h5py
 import numpy as np
 
+from pipeline.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "hallucinet-feature-cache"
 FORMAT_VERSION = 1
 
-#: Per-video columns of group ``videos``, in writing order, with their dtypes.
-VIDEO_COLUMNS: dict[str, Any] = {
-    "path": h5py.string_dtype(),
-    "label": np.int64,
-    "score": np.float32,
-    "split": h5py.string_dtype(),
-    "num_frames": np.int64,
-    "fps": np.float32,
-    "fingerprint": h5py.string_dtype(),
-    "status": h5py.string_dtype(),
+_STR = h5py.string_dtype()
+
+
+@dataclass(frozen=True)
+class VideoTable:
+    """Group ``videos``: one array per column, row ``i`` = video ``i`` (dataset order).
+
+    The fields *are* the column list of the format (their dtypes in the field metadata): the
+    writer, the reader and the journal all derive theirs from here.
+
+    Attributes:
+        path: (V,) str, relative to the dataset root.
+        label: (V,) int64, -1 if none.  score: (V,) float32, NaN if none.
+        split: (V,) str, ``train``/``val``/``test``.
+        num_frames: (V,) int64, frames that decode (0 for a failed video).  fps: (V,) float32.
+        fingerprint: (V,) str, content hash.  status: (V,) str, ``ok`` or ``failed: <reason>``.
+        first_clip, num_clips: (V,) int64, the video's contiguous rows in ``clips`` (extension).
+    """
+
+    path: np.ndarray = field(metadata={"dtype": _STR})
+    label: np.ndarray = field(metadata={"dtype": np.int64})
+    score: np.ndarray = field(metadata={"dtype": np.float32})
+    split: np.ndarray = field(metadata={"dtype": _STR})
+    num_frames: np.ndarray = field(metadata={"dtype": np.int64})
+    fps: np.ndarray = field(metadata={"dtype": np.float32})
+    fingerprint: np.ndarray = field(metadata={"dtype": _STR})
+    status: np.ndarray = field(metadata={"dtype": _STR})
     # Extensions to the version-1 contract (allowed: extend, never rename).
-    "first_clip": np.int64,
-    "num_clips": np.int64,
-}
+    first_clip: np.ndarray = field(metadata={"dtype": np.int64})
+    num_clips: np.ndarray = field(metadata={"dtype": np.int64})
+
+    def __len__(self) -> int:
+        return len(self.path)
+
+    def index(self) -> dict[str, int]:
+        """``{path: row}``."""
+        return {str(p): i for i, p in enumerate(self.path)}
 
 
-STRING_COLUMNS = frozenset(
-    name for name, dtype in VIDEO_COLUMNS.items() if dtype is not np.int64 and dtype is not np.float32
-)
+#: Column name -> dtype, in writing order.
+VIDEO_COLUMNS: dict[str, Any] = {f.name: f.metadata["dtype"] for f in dataclasses.fields(VideoTable)}
+#: The columns a :class:`VideoEntry` carries (the rest locate its clips and are derived on writing).
+ENTRY_COLUMNS: tuple[str, ...] = tuple(name for name in VIDEO_COLUMNS if name not in ("first_clip", "num_clips"))
+#: Per-clip arrays besides ``video`` and ``frame``; ``*_mirror`` are the teacher's outputs on the
+#: horizontally mirrored clip (extension, written by ``extract-teacher --mirror``).
+CLIP_ARRAYS = ("features", "image", "logits", "features_mirror", "logits_mirror")
 
 
-class CacheError(ValueError):
+class CacheError(UserError):
     """A file is not a usable feature cache; the message names the file and the offending key."""
+
+
+_JSON_TUPLES = ("classes", "teacher_classes", "mirror_classes")
+_JSON_DICTS = ("config", "teacher_preset")
+_INTS = ("feature_dim", "clip_len", "frame_step", "image_size", "horizon")
 
 
 @dataclass(frozen=True)
@@ -60,7 +94,8 @@ class CacheInfo:
     Attributes mirror ``docs/cache-format.md``. ``teacher_classes`` names the columns of
     ``clips/logits`` (empty when the teacher's classes are unknown or it has no head);
     ``config_key`` hashes everything that determines a clip's features, so a cache made with
-    another teacher or preprocessing is never mistaken for this one.
+    another teacher or preprocessing is never mistaken for this one. ``mirror_classes`` maps each
+    label to the label of the horizontally mirrored video (empty: every class keeps its label).
     """
 
     dataset: str
@@ -81,16 +116,26 @@ class CacheInfo:
     teacher_classes: tuple[str, ...] = ()
     teacher_preset: dict[str, Any] = field(default_factory=dict)
     student_frame: str = "anchor"
+    mirror_classes: tuple[int, ...] = ()
+    horizon: int = 0
+    teacher_gflops: float = 0.0
+
+    def mirror_map(self) -> np.ndarray:
+        """``(C,)`` int64: label -> label of the mirrored video (identity when the cache has no map)."""
+        if self.mirror_classes:
+            return np.asarray(self.mirror_classes, np.int64)
+        return np.arange(len(self.classes), dtype=np.int64)
 
     def attrs(self) -> dict[str, Any]:
         """Root attributes as stored: lists and dicts as JSON strings."""
         out: dict[str, Any] = {"format": FORMAT_NAME, "version": FORMAT_VERSION}
-        for key, value in self.__dict__.items():
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
             if isinstance(value, tuple | list):
                 value = json.dumps(list(value))
             elif isinstance(value, dict):
                 value = json.dumps(value, sort_keys=True)
-            out[key] = value
+            out[f.name] = value
         return out
 
     @classmethod
@@ -102,7 +147,8 @@ class CacheInfo:
         if version != FORMAT_VERSION:
             raise CacheError(f"{path}: cache format version {version} is not supported (expected {FORMAT_VERSION})")
         values: dict[str, Any] = {}
-        for name, f in cls.__dataclass_fields__.items():
+        for f in dataclasses.fields(cls):
+            name = f.name
             if name not in attrs:
                 if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING:
                     continue  # an extension attribute absent from an older writer
@@ -110,16 +156,21 @@ class CacheInfo:
             value = attrs[name]
             if isinstance(value, bytes):
                 value = value.decode()
-            if name in ("classes", "teacher_classes"):
+            if name in _JSON_TUPLES:
                 value = tuple(json.loads(value))
-            elif name in ("config", "teacher_preset"):
+            elif name in _JSON_DICTS:
                 value = json.loads(value)
-            elif name in ("feature_dim", "clip_len", "frame_step", "image_size"):
+            elif name in _INTS:
                 value = int(value)
+            elif name == "teacher_gflops":
+                value = float(value)
             else:
                 value = str(value)
             values[name] = value
         return cls(**values)
+
+
+_ENTRY_ARRAYS = ("frames", "features", "images", "logits", "features_mirror", "logits_mirror")
 
 
 @dataclass
@@ -127,11 +178,13 @@ class VideoEntry:
     """Everything the cache holds about one video: its row in ``videos`` and its clips.
 
     Attributes:
-        path, label, score, split, num_frames, fps, fingerprint, status: the ``videos`` row.
+        path, label, score, split, num_frames, fps, fingerprint, status: the ``videos`` row
+            (:data:`ENTRY_COLUMNS`).
         frames: ``(n,)`` int64 anchor frame of each clip.
         features: ``(n, feature_dim)`` float32 teacher features of each anchor's future clip.
         images: ``(n, H, W, 3)`` uint8 RGB anchor frames as the student sees them.
         logits: ``(n, C)`` float32 teacher outputs, or ``None``.
+        features_mirror, logits_mirror: the same on the horizontally mirrored clips, or ``None``.
     """
 
     path: str
@@ -146,6 +199,8 @@ class VideoEntry:
     features: np.ndarray
     images: np.ndarray
     logits: np.ndarray | None = None
+    features_mirror: np.ndarray | None = None
+    logits_mirror: np.ndarray | None = None
 
     @property
     def ok(self) -> bool:
@@ -153,21 +208,8 @@ class VideoEntry:
 
     def save(self, path: Path) -> None:
         """Write this entry to an ``.npz`` journal file atomically (temp file + rename)."""
-        arrays = {
-            "frames": self.frames,
-            "features": self.features,
-            "images": self.images,
-            "meta": np.array(
-                json.dumps(
-                    {
-                        k: getattr(self, k)
-                        for k in ("path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status")
-                    }
-                )
-            ),
-        }
-        if self.logits is not None:
-            arrays["logits"] = self.logits
+        arrays = {name: getattr(self, name) for name in _ENTRY_ARRAYS if getattr(self, name) is not None}
+        arrays["meta"] = np.array(json.dumps({k: getattr(self, k) for k in ENTRY_COLUMNS}))
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
@@ -179,8 +221,7 @@ class VideoEntry:
     def load(cls, path: Path) -> VideoEntry:
         with np.load(path) as data:
             meta = json.loads(str(data["meta"]))
-            logits = data["logits"] if "logits" in data.files else None
-            return cls(**meta, frames=data["frames"], features=data["features"], images=data["images"], logits=logits)
+            return cls(**meta, **{name: data[name] for name in _ENTRY_ARRAYS if name in data.files})
 
 
 def _dataset(group: h5py.Group, name: str, data: Any = None, **kwargs: Any) -> h5py.Dataset:
@@ -196,6 +237,7 @@ def write_cache(
     num_clips: int,
     image_shape: tuple[int, int, int],
     num_logits: int = 0,
+    mirror: bool = False,
 ) -> Path:
     """Write a complete cache to ``path`` atomically, streaming the videos' entries in order.
 
@@ -206,6 +248,7 @@ def write_cache(
         num_clips: total clips over all entries (datasets are allocated up front).
         image_shape: ``(H, W, 3)`` of the stored frames.
         num_logits: width of ``clips/logits``; 0 writes no logits.
+        mirror: also write ``features_mirror`` (and ``logits_mirror``); every entry must carry them.
 
     Returns:
         The path written.
@@ -227,21 +270,23 @@ def write_cache(
     with h5py.File(tmp, "w", track_order=False) as f:
         f.attrs.update(info.attrs())
         clips = f.create_group("clips")
-        video_ds = _dataset(clips, "video", shape=(num_clips,), dtype=np.int64)
-        frame_ds = _dataset(clips, "frame", shape=(num_clips,), dtype=np.int64)
-        feat_ds = _dataset(clips, "features", shape=(num_clips, d), dtype=np.float32, chunks=(chunk, d))
-        image_ds = _dataset(
-            clips, "image", shape=(num_clips, *image_shape), dtype=np.uint8, chunks=(image_chunk, *image_shape)
-        )
-        logit_ds = (
-            _dataset(clips, "logits", shape=(num_clips, num_logits), dtype=np.float32, chunks=(chunk, num_logits))
-            if num_logits
-            else None
-        )
+        arrays: dict[str, h5py.Dataset] = {
+            "video": _dataset(clips, "video", shape=(num_clips,), dtype=np.int64),
+            "frame": _dataset(clips, "frame", shape=(num_clips,), dtype=np.int64),
+            "features": _dataset(clips, "features", shape=(num_clips, d), dtype=np.float32, chunks=(chunk, d)),
+            "images": _dataset(
+                clips, "image", shape=(num_clips, *image_shape), dtype=np.uint8, chunks=(image_chunk, *image_shape)
+            ),
+        }
+        wide = [("features_mirror", d)] if mirror else []
+        if num_logits:
+            wide += [("logits", num_logits)] + ([("logits_mirror", num_logits)] if mirror else [])
+        for name, width in wide:
+            arrays[name] = _dataset(clips, name, shape=(num_clips, width), dtype=np.float32, chunks=(chunk, width))
         row = 0
         for v, entry in enumerate(entries):
             n = len(entry.frames) if entry.ok else 0
-            for name in ("path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status"):
+            for name in ENTRY_COLUMNS:
                 rows[name].append(getattr(entry, name))
             rows["first_clip"].append(row)
             rows["num_clips"].append(n)
@@ -250,14 +295,15 @@ def write_cache(
             if row + n > num_clips:
                 raise ValueError(f"entries hold more clips than num_clips={num_clips}")
             sl = slice(row, row + n)
-            video_ds[sl] = v
-            frame_ds[sl] = entry.frames
-            feat_ds[sl] = entry.features
-            image_ds[sl] = entry.images
-            if logit_ds is not None:
-                if entry.logits is None or entry.logits.shape[1] != num_logits:
-                    raise ValueError(f"{entry.path}: logits missing or of the wrong width for this cache")
-                logit_ds[sl] = entry.logits
+            arrays["video"][sl] = v
+            arrays["frame"][sl] = entry.frames
+            arrays["features"][sl] = entry.features
+            arrays["images"][sl] = entry.images
+            for name, width in wide:
+                value = getattr(entry, name)
+                if value is None or value.shape != (n, width):
+                    raise ValueError(f"{entry.path}: {name} missing or of the wrong shape for this cache")
+                arrays[name][sl] = value
             if entry.split == "train":
                 feats = entry.features.astype(np.float64)
                 total += feats.sum(0)
@@ -287,13 +333,14 @@ class FeatureCache:
     """Read-only view of a cache.
 
     Small per-video tables and per-clip indices are read on open. The big arrays
-    (``features``, ``image``, ``logits``) are read on demand, or all at once with
-    :meth:`load_into_memory`. The HDF5 handle is opened lazily and re-opened in each process,
-    so a cache object can be handed to DataLoader workers (h5py handles must not cross a fork).
+    (``features``, ``image``, ``logits`` and their mirrored variants) are read on demand, or all
+    at once with :meth:`load_into_memory`. The HDF5 handle is opened lazily and re-opened in each
+    process, so a cache object can be handed to DataLoader workers (h5py handles must not cross
+    a fork).
 
     Args:
         path: the cache file.
-        require: the task the caller needs (``"classification"`` / ``"regression"``), if any;
+        require_task: the task the caller needs (``"classification"`` / ``"regression"``), if any;
             a cache made for the other task is refused.
     """
 
@@ -311,13 +358,16 @@ class FeatureCache:
                 for name in names:
                     if f"{group}/{name}" not in f:
                         raise CacheError(f"{self.path}: cache lacks dataset '{group}/{name}'")
-            self.videos = {
-                name: _str_array(f["videos"][name]) if name in STRING_COLUMNS else f["videos"][name][()]
-                for name in VIDEO_COLUMNS
-            }
+            self.videos = VideoTable(
+                **{
+                    name: _str_array(f["videos"][name]) if dtype is _STR else f["videos"][name][()]
+                    for name, dtype in VIDEO_COLUMNS.items()
+                }
+            )
             self.clip_video = f["clips/video"][()]
             self.clip_frame = f["clips/frame"][()]
             self.has_logits = "clips/logits" in f
+            self.has_mirror = "clips/features_mirror" in f
             self.num_logits = f["clips/logits"].shape[1] if self.has_logits else 0
             self.image_shape = tuple(f["clips/image"].shape[1:])
             self.feature_mean = f["stats/feature_mean"][()]
@@ -327,9 +377,9 @@ class FeatureCache:
                 f"{self.path} holds a {self.info.task} dataset ({self.info.dataset}), but task {require_task!r} "
                 "was asked for"
             )
-        self.clip_split = self.videos["split"][self.clip_video] if len(self.clip_video) else np.array([], object)
-        self.clip_label = self.videos["label"][self.clip_video].astype(np.int64)
-        self.clip_score = self.videos["score"][self.clip_video].astype(np.float32)
+        self.clip_split = self.videos.split[self.clip_video] if len(self.clip_video) else np.array([], object)
+        self.clip_label = self.videos.label[self.clip_video].astype(np.int64)
+        self.clip_score = self.videos.score[self.clip_video].astype(np.float32)
         self._memory: dict[str, np.ndarray] = {}
         self._file: h5py.File | None = None
         self._pid = -1
@@ -347,15 +397,15 @@ class FeatureCache:
 
     def nbytes(self) -> int:
         """Bytes :meth:`load_into_memory` would take."""
-        n = len(self)
-        per_clip = self.info.feature_dim * 4 + int(np.prod(self.image_shape))
-        per_clip += 4 * self.num_logits
-        return n * per_clip
+        per_clip = int(np.prod(self.image_shape)) + self.info.feature_dim * 4 + 4 * self.num_logits
+        if self.has_mirror:
+            per_clip += self.info.feature_dim * 4 + 4 * self.num_logits
+        return len(self) * per_clip
 
     def load_into_memory(self) -> None:
-        """Read ``features``, ``image`` and ``logits`` once, so batches never touch the disk."""
+        """Read every per-clip array once, so batches never touch the disk."""
         f = self._handle()
-        for name in ("features", "image", "logits"):
+        for name in CLIP_ARRAYS:
             if f"clips/{name}" in f:
                 self._memory[name] = f[f"clips/{name}"][()]
 
@@ -366,9 +416,9 @@ class FeatureCache:
         return self._file
 
     def _read(self, name: str, rows: np.ndarray) -> np.ndarray:
+        rows = np.asarray(rows, np.int64)
         if name in self._memory:
             return self._memory[name][rows]
-        rows = np.asarray(rows, np.int64)
         ds = self._handle()[f"clips/{name}"]
         if len(rows) == 0:
             return np.zeros((0, *ds.shape[1:]), ds.dtype)
@@ -379,41 +429,54 @@ class FeatureCache:
         parts = [ds[run[0] : run[-1] + 1] for run in np.split(unique, breaks)]
         return np.concatenate(parts)[inverse]
 
-    def features(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, feature_dim)`` float32 teacher features of the given clip rows."""
-        return self._read("features", rows)
+    def _read_mirrored(self, name: str, rows: np.ndarray, mirrored: np.ndarray | None) -> np.ndarray:
+        """Rows of ``name``, taken from ``<name>_mirror`` where ``mirrored`` is set."""
+        if mirrored is None or not np.any(mirrored):
+            return self._read(name, rows)
+        if not self.has_mirror:
+            raise CacheError(f"{self.path} holds no mirrored teacher outputs (extract with --mirror)")
+        rows, mirrored = np.asarray(rows, np.int64), np.asarray(mirrored, bool)
+        plain = self._read(name, rows[~mirrored])
+        out = np.empty((len(rows), *plain.shape[1:]), plain.dtype)
+        out[~mirrored] = plain
+        out[mirrored] = self._read(f"{name}_mirror", rows[mirrored])
+        return out
+
+    def features(self, rows: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray:
+        """``(n, feature_dim)`` float32 teacher features of clip ``rows``; of the mirrored clip where ``mirrored``."""
+        return self._read_mirrored("features", rows, mirrored)
 
     def images(self, rows: np.ndarray) -> np.ndarray:
-        """``(n, H, W, 3)`` uint8 anchor frames of the given clip rows."""
+        """``(n, H, W, 3)`` uint8 anchor frames of the given clip rows (unmirrored)."""
         return self._read("image", rows)
 
-    def logits(self, rows: np.ndarray) -> np.ndarray | None:
-        """``(n, C)`` teacher logits, or ``None`` when the cache has none."""
-        return self._read("logits", rows) if self.has_logits else None
+    def logits(self, rows: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray | None:
+        """``(n, C)`` teacher logits (of the mirrored clip where ``mirrored``), or ``None`` without logits."""
+        return self._read_mirrored("logits", rows, mirrored) if self.has_logits else None
 
     def entries(self) -> Iterator[VideoEntry]:
         """Every video's entry in row order (used to carry unchanged videos into a new cache)."""
-        for v in range(len(self.videos["path"])):
+        for v in range(len(self.videos)):
             yield self.entry(v)
 
     def entry(self, v: int) -> VideoEntry:
-        first, n = int(self.videos["first_clip"][v]), int(self.videos["num_clips"][v])
+        first, n = int(self.videos.first_clip[v]), int(self.videos.num_clips[v])
         rows = np.arange(first, first + n)
         f = self._handle()
         img = f["clips/image"]
+
+        def clips(name: str) -> np.ndarray | None:
+            return f[f"clips/{name}"][first : first + n] if f"clips/{name}" in f else None
+
+        row = {name: getattr(self.videos, name)[v] for name in ENTRY_COLUMNS}
         return VideoEntry(
-            path=str(self.videos["path"][v]),
-            label=int(self.videos["label"][v]),
-            score=float(self.videos["score"][v]),
-            split=str(self.videos["split"][v]),
-            num_frames=int(self.videos["num_frames"][v]),
-            fps=float(self.videos["fps"][v]),
-            fingerprint=str(self.videos["fingerprint"][v]),
-            status=str(self.videos["status"][v]),
+            **{name: _python(value) for name, value in row.items()},
             frames=self.clip_frame[rows],
             features=f["clips/features"][first : first + n],
             images=img[first : first + n] if n else np.zeros((0, *img.shape[1:]), np.uint8),
-            logits=f["clips/logits"][first : first + n] if self.has_logits else None,
+            logits=clips("logits"),
+            features_mirror=clips("features_mirror"),
+            logits_mirror=clips("logits_mirror"),
         )
 
     def close(self) -> None:
@@ -425,6 +488,11 @@ class FeatureCache:
         state = self.__dict__.copy()
         state["_file"] = None  # never pickle an open HDF5 handle into a worker
         return state
+
+
+def _python(value: Any) -> Any:
+    """A numpy scalar as the plain Python value (JSON-ready for the journal)."""
+    return value.item() if isinstance(value, np.generic) else str(value) if isinstance(value, str) else value
 
 
 def read_info(path: str | Path) -> CacheInfo:

@@ -1,56 +1,241 @@
-"""Device and precision choices shared by both stages: ``auto`` means the best this machine has."""
+"""Device, precision and memory format: one place for the names, the checks and the choice.
+
+``auto`` precision is decided by *measurement*, not by a CPU flag: machines of this project's kind
+differ (one 2-core CPU ran r3d_18 2.8x faster in bf16, another with AVX512-BF16 but no AMX ran it
+1.7x slower in bf16 than in fp32 + channels_last_3d). :func:`fastest_config` times the candidates
+on the real model and input shape, refuses a precision whose outputs stray from fp32's, and
+remembers the answer per machine, so a rerun never flips between two near-equal candidates (the
+choice is part of the features' identity: flipping would re-extract everything).
+"""
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from pipeline.errors import UserError
 
 logger = logging.getLogger(__name__)
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
+
+
+def check_device(name: str) -> None:
+    """Refuse a device name that is not ``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name not in DEVICES and not (name.startswith("cuda:") and name[5:].isdigit()):
+        raise UserError(f"invalid device {name!r}; choose from {', '.join(DEVICES)} or cuda:N")
+
+
+def check_choice(kind: str, name: str, valid: tuple[str, ...]) -> None:
+    """Refuse ``name`` unless it is one of ``valid`` (``precision``, ``memory_format``...)."""
+    if name not in valid:
+        raise UserError(f"invalid {kind} {name!r}; choose from {', '.join(valid)}")
 
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a user error."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but no CUDA device is available; use 'cpu' or 'auto'")
+        raise UserError(f"device {name!r} was asked for but no CUDA device is available; use 'cpu' or 'auto'")
     return device
 
 
-@functools.cache
-def _cpu_has_native_bf16() -> bool:
-    # Without AVX512-BF16 or AMX, CPU bf16 is emulated and slower than fp32 (measured here:
-    # r3d_18 slows down), so "auto" only picks it where the hardware has it.
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+def resolve_precision(name: str, device: torch.device) -> str:
+    """The student's rule: ``auto`` -> ``bf16`` on CUDA with bf16 support, else ``fp32``.
 
-
-def resolve_precision(name: str, device: torch.device, *, cpu_bf16: bool = True) -> str:
-    """``auto`` -> ``bf16`` on CUDA with bf16 support or a CPU with native bf16, else ``fp32``.
-
-    ``cpu_bf16=False`` keeps ``auto`` at fp32 on every CPU: the student does so, because oneDNN's
-    bf16 kernels are not bit-reproducible run to run, and a resumed or re-evaluated run must
-    give the same numbers.
+    Never bf16 on a CPU under ``auto``: oneDNN's bf16 kernels are not bit-reproducible run to
+    run, and a resumed or re-evaluated student must give the same numbers.
     """
-    if name not in PRECISIONS:
-        raise ValueError(f"invalid precision {name!r}; choose from {', '.join(PRECISIONS)}")
+    check_choice("precision", name, PRECISIONS)
     if name != "auto":
         return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_bf16 and _cpu_has_native_bf16() else "fp32"
+    return "bf16" if device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
     """An autocast context for ``precision`` (disabled for fp32)."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def memory_format(name: str, ndim: int) -> torch.memory_format:
+    """``channels_last`` -> ``channels_last_3d`` for 5-d (video) input, ``channels_last`` for 4-d."""
+    if name == "contiguous":
+        return torch.contiguous_format
+    return torch.channels_last_3d if ndim == 5 else torch.channels_last
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """How a model runs on a device: what ``auto`` resolves to, recorded with the outputs."""
+
+    precision: str
+    memory_format: str
+    #: clips (or frames) per second of each candidate when it was measured, by ``"<precision>+<format>"``.
+    timings: tuple[tuple[str, float], ...] = ()
+
+
+def time_forward(
+    model: torch.nn.Module,
+    example: torch.Tensor,
+    device: torch.device,
+    precision: str,
+    fmt: str,
+    *,
+    min_runs: int = 3,
+    min_seconds: float = 0.5,
+) -> tuple[float, torch.Tensor]:
+    """Items per second of ``model`` on ``example`` (median run after one warm-up), and its output.
+
+    Runs until at least ``min_runs`` timed runs and ``min_seconds`` have passed (two runs suffice
+    for a model slower than 2.5 s a run): the median of several runs is robust to another process
+    stealing the CPU for a moment. The model's first output is returned (as float32 on the CPU)
+    so candidates can be checked against each other; ``model`` is left in ``fmt``'s memory format.
+    """
+    mf = memory_format(fmt, example.ndim)
+    model.to(memory_format=mf)
+    x = example.to(device).contiguous(memory_format=mf)
+    times: list[float] = []
+    with torch.inference_mode(), autocast(device, precision):
+        out = model(x)  # warm-up: caches, kernel selection
+        while len(times) < 2 or ((len(times) < min_runs or sum(times) < min_seconds) and sum(times) < 5.0):
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            t0 = time.perf_counter()
+            out = model(x)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            times.append(time.perf_counter() - t0)
+    first = out[0] if isinstance(out, tuple | list) else out
+    return example.shape[0] / statistics.median(times), first.float().cpu()
+
+
+def _probe_file() -> Path:
+    base = os.environ.get("HALLUCINET_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "hallucinet"
+    )
+    return Path(base) / "run-config.json"
+
+
+@functools.cache
+def _machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu} x{os.cpu_count()}"
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu {_machine()} threads={torch.get_num_threads()}"
+
+
+def fastest_config(
+    name: str,
+    model: torch.nn.Module,
+    example: torch.Tensor,
+    device: torch.device,
+    *,
+    precision: str = "auto",
+    fmt: str = "auto",
+    tolerance: float = 0.05,
+    measure: Callable[..., tuple[float, torch.Tensor]] = time_forward,
+) -> RunConfig:
+    """Resolve ``auto`` precision and memory format by timing the candidates on this device.
+
+    Args:
+        name: the model's name (part of the remembered answer's key, with the input shape,
+            device, CPU model, thread count and torch version).
+        model: the model, in eval mode on ``device``.
+        example: an input of the real batch shape (random values are fine).
+        device: where it runs.
+        precision, fmt: ``auto`` to measure, or a fixed choice (then only the other is measured).
+        tolerance: largest ``max|out - out_fp32| / max|out_fp32|`` a bf16 candidate may show.
+        measure: the timing function (tests replace it).
+
+    Returns:
+        The fastest correct candidate; fixed choices are returned unmeasured.
+    """
+    check_choice("precision", precision, PRECISIONS)
+    check_choice("memory format", fmt, MEMORY_FORMATS)
+    precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        precisions = tuple(p for p in precisions if p != "bf16") or ("fp32",)
+    formats = ("contiguous", "channels_last") if fmt == "auto" else (fmt,)
+    if len(precisions) == 1 and len(formats) == 1:
+        return RunConfig(precisions[0], formats[0])
+
+    key = "|".join(
+        [name, "x".join(map(str, example.shape)), _device_name(device), torch.__version__, *precisions, *formats]
+    )
+    key = hashlib.sha256(key.encode()).hexdigest()[:24]
+    store = _probe_file()
+    known = _read_json(store)
+    if key in known:
+        found = known[key]
+        return RunConfig(found["precision"], found["memory_format"], tuple(map(tuple, found["timings"])))
+
+    timings: dict[str, float] = {}
+    reference: torch.Tensor | None = None
+    for prec in ("fp32", *(p for p in precisions if p != "fp32")):
+        for f in formats:
+            rate, out = measure(model, example, device, prec, f)
+            if reference is None:
+                reference = out
+            err = float((out - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
+            if prec != "fp32" and err > tolerance:
+                logger.info("%s %s+%s: outputs differ from fp32 by %.3g, not a candidate", name, prec, f, err)
+                continue
+            if prec in precisions:
+                timings[f"{prec}+{f}"] = rate
+    best = max(timings, key=timings.__getitem__)
+    choice = RunConfig(*best.split("+"), timings=tuple(sorted(timings.items())))
+    logger.info(
+        "%s on %s: %s is fastest (%s)",
+        name,
+        _device_name(device),
+        best,
+        ", ".join(f"{k} {v:.3g}/s" for k, v in choice.timings),
+    )
+    known[key] = asdict(choice)
+    _write_json(store, known)
+    return choice
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    # Best effort: a read-only home must not stop a run, it only makes the next run measure again.
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+        os.replace(tmp, path)
+    except OSError as err:
+        logger.debug("cannot remember the run configuration in %s: %s", path, err)

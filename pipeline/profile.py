@@ -10,6 +10,14 @@ from torch.utils.flop_counter import FlopCounterMode
 
 
 @torch.inference_mode()
+def count_gflops(model: nn.Module, example: torch.Tensor) -> float:
+    """GFLOPs of one forward pass on ``example`` (multiply-adds count as 2): exact, machine-independent."""
+    with FlopCounterMode(display=False) as counter:
+        model(example)
+    return counter.get_total_flops() / 1e9
+
+
+@torch.inference_mode()
 def measure_cost(model: nn.Module, example: torch.Tensor, repeats: int = 5) -> dict[str, float]:
     """GFLOPs of one forward pass on ``example`` and its median latency in milliseconds.
 

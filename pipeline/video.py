@@ -1,9 +1,9 @@
-"""Video probing and decoding with PyAV, and the pure rule that turns a frame count into clips.
+"""Video probing, decoding and writing with PyAV (which frames to decode is :mod:`pipeline.clips`'s job).
 
 Two facts shape this module:
 
-* ``torchvision.io`` no longer decodes video, so we use PyAV directly. PyAV releases the GIL while
-  decoding, so callers parallelise across files with threads.
+* ``torchvision.io`` no longer decodes video, so we use PyAV directly. Decoding is parallelised across
+  files in worker processes (one video per worker, one codec thread each).
 * A frame's index comes from its presentation timestamp (pts), not from the decoder's counter:
   after a seek, or in a file whose stream does not start at pts 0, the counter is wrong while
   ``round((pts - start) * time_base * fps)`` is not. Gaps (dropped frames in variable-frame-rate
@@ -13,21 +13,23 @@ Two facts shape this module:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import NamedTuple
 
 import av
 import numpy as np
 
+from pipeline.errors import UserError
+
 logger = logging.getLogger(__name__)
 
 
-class VideoError(Exception):
+class VideoError(UserError):
     """A video file could not be read: missing, empty, corrupt, or without a video stream.
 
     The one exception type callers catch to record a failed video and go on.
@@ -71,13 +73,27 @@ class DecodedVideo:
 
 
 def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    # Every way a listed path can be unusable becomes a VideoError (a failed video, the run goes
+    # on); an OSError escaping from here would abort a whole extraction for one odd entry.
     path = Path(path)
+    try:
+        size = path.stat().st_size  # follows symbolic links
+    except FileNotFoundError:
+        raise VideoError(path, "dangling symbolic link" if path.is_symlink() else "no such file") from None
+    except PermissionError:
+        raise VideoError(path, "unreadable: permission denied") from None
+    except OSError as err:  # a symlink loop, a name too long, a broken mount...
+        raise VideoError(path, f"unreadable: {err.strerror or err}") from None
+    if path.is_dir():
+        raise VideoError(path, "not a file (a directory)")
     if not path.is_file():
-        raise VideoError(path, "no such file")
-    if path.stat().st_size == 0:
+        raise VideoError(path, "not a regular file")
+    if size == 0:
         raise VideoError(path, "empty file")
     try:
         container = av.open(str(path))
+    except PermissionError:  # PyAV's own PermissionError is also the builtin one
+        raise VideoError(path, "unreadable: permission denied") from None
     except (av.FFmpegError, OSError, ValueError) as err:
         raise VideoError(path, f"cannot open: {err}") from err
     if not container.streams.video:
@@ -91,15 +107,82 @@ def _fps(stream: av.video.stream.VideoStream) -> Fraction:
     return Fraction(rate) if rate else Fraction(25)
 
 
+def fingerprint(path: str | Path) -> str:
+    """Content hash of a video file: survives copies, clones and ``dvc checkout`` (mtimes don't).
+
+    A path that cannot be read hashes to ``unreadable:<reason>``: the video then fails (and is
+    recorded as failed) where it is decoded, instead of aborting the run here.
+    """
+    if Path(path).is_dir():  # a frame folder: its frames' names and bytes, in order
+        from pipeline.frame_folder import folder_fingerprint
+
+        try:
+            return folder_fingerprint(Path(path))
+        except VideoError as err:
+            return f"unreadable:{err.reason}"
+    h = hashlib.blake2b(digest_size=16)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                h.update(chunk)
+    except OSError as err:
+        return f"unreadable:{err.strerror or type(err).__name__}"
+    return f"blake2b:{h.hexdigest()}"
+
+
+def count_frames(path: str | Path) -> int:
+    """Frames the stream's packets hold: demuxed to the end, not decoded (cheap), pts-based.
+
+    Headers lie (a truncated download keeps the header of the whole file, AVI indexes break);
+    packets do not, short of corrupt data inside them, which decoding finds (:func:`decode`
+    reports where it stopped).
+
+    Raises:
+        VideoError: the file cannot be opened or holds no video packets.
+    """
+    if Path(path).is_dir():
+        from pipeline.frame_folder import frame_count
+
+        return frame_count(Path(path))
+    container, stream = _open(path)
+    with container:
+        fps = _fps(stream)
+        time_base = stream.time_base or Fraction(1, 1)
+        start = stream.start_time or 0
+        last, packets = -1, 0
+        try:
+            for packet in container.demux(stream):
+                if not packet.size:
+                    continue  # an end-of-stream or dropped-frame marker
+                packets += 1
+                if packet.pts is not None:
+                    last = max(last, round((packet.pts - start) * time_base * fps))
+        except av.FFmpegError as err:
+            if not packets:
+                raise VideoError(path, f"cannot demux: {err}") from err
+            logger.warning("%s: demuxing stopped early after %d packets: %s", path, packets, err)
+    if not packets:
+        raise VideoError(path, "no frames")
+    return last + 1 if last >= 0 else packets
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Read frame count, fps, size and codec without decoding frames.
 
     The frame count comes from the stream header when the container has one (AVI, MP4);
     otherwise packets are counted, which demuxes but does not decode.
 
+    A folder of frame images (:mod:`pipeline.frame_folder`) is a video too: its frame count is
+    its number of frames, its fps unknown (0).
+
     Raises:
         VideoError: the file is missing, empty, not a video, or has no frames.
     """
+    if Path(path).is_dir():
+        from pipeline.frame_folder import frame_count, read_frames
+
+        first = read_frames(Path(path), [0])[0]
+        return VideoInfo(str(path), frame_count(Path(path)), 0.0, first.shape[1], first.shape[0], "frames")
     container, stream = _open(path)
     with container:
         fps = _fps(stream)
@@ -124,44 +207,69 @@ def decode(
 ) -> DecodedVideo:
     """Decode a video once, front to back, keeping only the frames asked for.
 
-    Decoding stops after the last wanted frame and starts from the keyframe before the first
-    one, and only wanted frames are converted to RGB, so a 16-frame clip in the middle of a
-    long video costs little more than 16 frames.
+    Decoding starts from the keyframe before the first wanted frame, stops after the last one,
+    and only wanted frames are converted to RGB, so a 16-frame clip in the middle of a long video
+    costs little more than 16 frames. ``num_frames`` of the result is the last decoded frame + 1:
+    the video's length when ``indices`` is ``None`` or decoding ended before the last wanted frame
+    (a truncated or corrupt file), a lower bound otherwise (see :func:`count_frames`).
 
     Args:
-        path: video file.
+        path: video file, or a folder of frame images (:mod:`pipeline.frame_folder`).
         indices: frames to return, in any order, repeats allowed; ``None`` means every frame.
-            An index past the end of the stream gets the last frame (see :func:`clip_windows`).
+            An index past the end of the stream gets the last frame.
         size: ``(height, width)`` to resize to while converting (swscale bilinear), or ``None``.
         threads: decoder threads; 0 lets FFmpeg choose.
-
     Returns:
         The frames and what decoding learnt about the video.
 
     Raises:
         VideoError: the file cannot be opened or yields no frame.
     """
-    container, stream = _open(path)
-    wanted = None if indices is None else set(int(i) for i in indices)
+    wanted = None if indices is None else {int(i) for i in indices}
     if wanted is not None and (not wanted or min(wanted) < 0):
-        container.close()
         raise ValueError(f"frame indices must be non-negative and not empty, got {indices}")
+    if Path(path).is_dir():  # a frame folder: every frame is its own image, nothing to seek
+        from pipeline.frame_folder import frame_count, read_frames
+
+        count = frame_count(Path(path))
+        order = list(range(count)) if indices is None else [int(i) for i in indices]
+        return DecodedVideo(read_frames(Path(path), order), tuple(order), count, 0.0, len(set(order)))
     first_wanted = 0 if wanted is None else min(wanted)
-    last_wanted = None if wanted is None else max(wanted)
+    stop = None if wanted is None else max(wanted)
+    kept, first, last, num_decoded, fps = _decode_frames(path, wanted, first_wanted, stop, size, threads)
+    if last is None and first_wanted > 0:
+        # The seek went past the end (a header that overstates by more than the wanted frames'
+        # distance to the real end): decode from the start to find the frames that exist.
+        kept, first, last, again, fps = _decode_frames(path, wanted, 0, stop, size, threads)
+        num_decoded += again
+    if last is None or first is None:
+        raise VideoError(path, "no decodable frames")
+    order = list(range(last[0] + 1)) if indices is None else [int(i) for i in indices]
+    rows = []
+    for i in order:
+        if i not in kept:  # before the first timestamp, or past the end of the stream
+            kept[i] = first[1] if i < first[0] else last[1]
+        rows.append(kept[i])
+    return DecodedVideo(np.stack(rows), tuple(order), last[0] + 1, float(fps), num_decoded)
+
+
+def _decode_frames(path, wanted, first_wanted, stop, size, threads):
+    """One decoding pass: ``(kept {index: rgb}, (first index, rgb), (last index, rgb), frames decoded, fps)``.
+
+    ``first``/``last`` are the first and last frames the pass decoded, converted to RGB (they
+    stand in for indices before the first timestamp or past the end).
+    """
+    container, stream = _open(path)
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = threads
     fps = _fps(stream)
     time_base = stream.time_base or Fraction(1, 1)
     start = stream.start_time or 0
-    rgb_cache: dict[int, np.ndarray] = {}
 
-    def rgb(index: int, frame: av.VideoFrame) -> np.ndarray:
-        if index not in rgb_cache:
-            if size is None:
-                rgb_cache[index] = frame.to_ndarray(format="rgb24")
-            else:
-                rgb_cache[index] = frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
-        return rgb_cache[index]
+    def rgb(frame: av.VideoFrame) -> np.ndarray:
+        if size is None:
+            return frame.to_ndarray(format="rgb24")
+        return frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
 
     kept: dict[int, np.ndarray] = {}
     first: tuple[int, av.VideoFrame] | None = None
@@ -181,27 +289,22 @@ def decode(
                     # A gap (dropped frame) repeats the previous frame, so indices stay dense.
                     for missing in range(prev[0] + 1, index):
                         if wanted is None or missing in wanted:
-                            kept[missing] = rgb(*prev)
+                            kept[missing] = kept[prev[0]] if prev[0] in kept else rgb(prev[1])
                 if wanted is None or index in wanted:
-                    kept[index] = rgb(index, frame)
+                    kept[index] = rgb(frame)
                 first = first or (index, frame)
                 prev = (index, frame)
-                if last_wanted is not None and index >= last_wanted:
+                if stop is not None and index >= stop:
                     break
         except av.FFmpegError as err:
             if prev is None:
                 raise VideoError(path, f"cannot decode: {err}") from err
             logger.warning("%s: decoding stopped early after frame %d: %s", path, prev[0], err)
-    if prev is None or first is None:
-        raise VideoError(path, "no decodable frames")
-
-    order = list(range(prev[0] + 1)) if indices is None else [int(i) for i in indices]
-    rows = []
-    for i in order:
-        if i not in kept:  # before the first timestamp, or past the end of the stream
-            kept[i] = rgb(*first) if i < first[0] else rgb(*prev)
-        rows.append(kept[i])
-    return DecodedVideo(np.stack(rows), tuple(order), prev[0] + 1, float(fps), num_decoded)
+        if prev is None or first is None:
+            return kept, None, None, num_decoded, fps
+        first_rgb = kept[first[0]] if first[0] in kept else rgb(first[1])
+        last_rgb = kept[prev[0]] if prev[0] in kept else rgb(prev[1])
+    return kept, (first[0], first_rgb), (prev[0], last_rgb), num_decoded, fps
 
 
 def _decode_from_keyframe(container, stream, start, time_base, fps, first_wanted):
@@ -222,67 +325,6 @@ def _decode_from_keyframe(container, stream, start, time_base, fps, first_wanted
             return
     yield head
     yield from frames
-
-
-class ClipInfo(NamedTuple):
-    """One clip: the frame the student sees and the frames the teacher sees.
-
-    ``frames[0] == anchor``: the teacher's clip starts at the student's frame, so the student
-    learns to hallucinate the motion that *follows* what it sees.
-    """
-
-    anchor: int
-    frames: tuple[int, ...]
-
-
-def parse_anchor_policy(policy: str) -> tuple[str, int]:
-    """Split ``"center"``, ``"uniform:K"`` or ``"stride:S"`` into ``(kind, value)``.
-
-    Raises:
-        ValueError: naming the policy and the valid forms.
-    """
-    kind, _, value = policy.partition(":")
-    if kind == "center" and not value:
-        return kind, 1
-    if kind in ("uniform", "stride") and value.isdigit() and int(value) > 0:
-        return kind, int(value)
-    raise ValueError(f"invalid anchor policy {policy!r}: use 'center', 'uniform:K' or 'stride:S' (K, S >= 1)")
-
-
-def clip_windows(num_frames: int, policy: str, clip_len: int, frame_step: int = 1) -> list[ClipInfo]:
-    """Anchor frames of a video and each anchor's future window.
-
-    The teacher's window for anchor ``t`` is ``t, t+s, ..., t+(clip_len-1)*s``. Windows never
-    run past the end: the rule for short videos is the reference code's, **shift the window
-    back** (so the anchor moves earlier and still starts its window); a video shorter than one
-    whole window gets a single anchor at frame 0 and its window repeats the last frame.
-
-    Policies (over the valid starts ``0..last_start``, ``last_start = num_frames - span``):
-        * ``center``: one anchor at the video's temporal centre (the paper's choice), shifted back.
-        * ``uniform:K``: the centres of K equal segments of the valid starts (fewer if the
-          video is too short for K distinct anchors).
-        * ``stride:S``: every S-th valid start from 0.
-
-    Returns:
-        Clips sorted by anchor, without repeats.
-    """
-    if num_frames <= 0:
-        raise ValueError(f"num_frames must be positive, got {num_frames}")
-    if clip_len <= 0 or frame_step <= 0:
-        raise ValueError(f"clip_len and frame_step must be positive, got {clip_len} and {frame_step}")
-    kind, value = parse_anchor_policy(policy)
-    span = (clip_len - 1) * frame_step + 1
-    last_start = max(num_frames - span, 0)
-    if kind == "center":
-        anchors = [min(num_frames // 2, last_start)]
-    elif kind == "uniform":
-        anchors = [((2 * i + 1) * (last_start + 1)) // (2 * value) for i in range(value)]
-    else:
-        anchors = list(range(0, last_start + 1, value))
-    return [
-        ClipInfo(t, tuple(min(t + i * frame_step, num_frames - 1) for i in range(clip_len)))
-        for t in sorted(set(anchors))
-    ]
 
 
 #: Container suffix -> (codec, pixel format, encoder options) used by :func:`write_video`.

@@ -1,28 +1,32 @@
 """Stage one: run the 3D-CNN teacher once over every video and write the feature cache.
 
-How the work flows (one process):
+How the work flows (one process per GPU or CPU):
 
-* Decoder threads (PyAV releases the GIL) each take a whole video, decode only the frames its
-  clips need, once, apply the teacher's per-frame preset once, and gather the clips.
-* The main thread batches clips *across* videos, runs the teacher under ``inference_mode``
-  (bf16 autocast and channels_last_3d where they pay off), and hands each finished video to
-  the journal.
-* The journal (``<out>.partial/``) holds one ``.npz`` per finished video, written atomically.
-  A crash (even ``kill -9``) loses at most the videos in flight; the next run picks the
+* Decoder *processes* (:mod:`teacher_extract.decoding`) each take a whole video, decode it once
+  and hand over the distinct frames its windows need, as uint8, in dataset order.
+* The main process copies those frames to the device (pinned, non-blocking, on a side stream on
+  CUDA so the copy overlaps the running forward pass), resizes, crops, normalises and mirrors them
+  there in one batch per video, gathers the clips, and runs the teacher on fixed-size batches
+  that mix clips across videos. Each batch's outputs travel back while the next batch runs.
+* A writer thread journals each finished video (``<out>.partial/``, one atomic ``.npz`` each):
+  a crash (even ``kill -9``) loses at most the videos in flight, and the next run picks the
   journal up. At the end the cache is assembled in dataset order into a temporary file and
   renamed into place, so the result equals that of an uninterrupted run.
 
 Incremental reruns: a video whose content fingerprint and feature-defining config (teacher,
-weights, preprocessing, anchors) are unchanged is copied from the previous cache, new or changed
-videos are extracted, and videos no longer listed are dropped.
+weights, preprocessing, anchors, precision, mirroring) are unchanged is copied from the previous
+cache, new or changed videos are extracted, and videos no longer listed are dropped
+(:mod:`teacher_extract.plan`).
 """
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures as cf
 import hashlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,16 +37,32 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, write_cache
+from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read_info, write_cache
+from pipeline.clips import parse_anchor_policy
 from pipeline.config import config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
-from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from pipeline.device import (
+    MEMORY_FORMATS,
+    PRECISIONS,
+    RunConfig,
+    autocast,
+    check_choice,
+    check_device,
+    fastest_config,
+    memory_format,
+    resolve_device,
+)
 from pipeline.distributed import all_gather_objects, barrier, device_for, process_group, world_from_env
-from pipeline.frames import student_images
-from pipeline.video import VideoError, clip_windows, decode, parse_anchor_policy, probe
+from pipeline.errors import UserError
+from pipeline.outputs import OutputLock, check_output_file
+from pipeline.profile import count_gflops
+from pipeline.progress import progress
+from pipeline.video import fingerprint
+from teacher_extract.decoding import ClipDecoder, DecodedClips, decode_loader
+from teacher_extract.fit import trained_on
 from teacher_extract.models import Teacher, build_teacher
+from teacher_extract.plan import Known, PlanItem, ReusePlan, plan_reuse
 from teacher_extract.shard import find_shards, merge_shards, parse_shard, select_shard, shard_path
 
 logger = logging.getLogger(__name__)
@@ -54,6 +74,7 @@ class ExtractConfig:
 
     ``teacher_weights``: a torchvision weights name (``DEFAULT``, ``KINETICS400_V1``...), a
     checkpoint path (e.g. from ``fit-teacher``), or ``random`` / null for a seeded random init.
+    ``workers``: decoder processes (``null``: one per CPU core; 0: decode in the main process).
     """
 
     dataset: str = "ucf101"
@@ -65,12 +86,14 @@ class ExtractConfig:
     anchors: str = "center"
     clip_len: int = 16
     frame_step: int = 1
+    horizon: int = 0
     image_size: int = 128
+    mirror: bool = False
     batch_size: int = 8
-    workers: int = 2
+    workers: int | None = None
     device: str = "auto"
     precision: str = "auto"
-    channels_last: bool = True
+    memory_format: str = "auto"
     max_failed_fraction: float = 0.1
     seed: int = 0
     shard: str = ""
@@ -79,15 +102,19 @@ class ExtractConfig:
     def validate(self) -> None:
         parse_anchor_policy(self.anchors)
         parse_shard(self.shard)
-        for name in ("clip_len", "frame_step", "image_size", "batch_size", "workers"):
+        for name in ("clip_len", "frame_step", "image_size", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"invalid device {self.device!r}; choose from {', '.join(DEVICES)} or cuda:N")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"invalid precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.horizon < 0 or (self.workers is not None and self.workers < 0):
+            raise UserError(f"horizon and workers must be >= 0, got {self.horizon} and {self.workers}")
+        check_device(self.device)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("memory_format", self.memory_format, MEMORY_FORMATS)
         if not 0.0 <= self.max_failed_fraction <= 1.0:
-            raise ValueError(f"max_failed_fraction must be within [0, 1], got {self.max_failed_fraction}")
+            raise UserError(f"max_failed_fraction must be within [0, 1], got {self.max_failed_fraction}")
+
+    def num_workers(self) -> int:
+        return len(os.sched_getaffinity(0)) if self.workers is None else self.workers
 
 
 @dataclass
@@ -103,6 +130,7 @@ class ExtractSummary:
     clips_extracted: int = 0
     frames_decoded: int = 0
     videos_decoded: int = 0
+    header_mismatches: int = 0
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
@@ -119,15 +147,6 @@ class ExtractionFailed(RuntimeError):
         self.summary = summary
 
 
-def fingerprint(path: Path) -> str:
-    """Content hash of a video file: survives copies, clones and ``dvc checkout`` (mtimes don't)."""
-    h = hashlib.blake2b(digest_size=16)
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return f"blake2b:{h.hexdigest()}"
-
-
 def code_version() -> str:
     try:
         return f"hallucinet {metadata.version('hallucinet')}"
@@ -136,72 +155,103 @@ def code_version() -> str:
 
 
 @dataclass
-class _Prepared:
-    """A decoded video ready for the teacher, or the reason it failed."""
-
-    record: VideoRecord
-    fingerprint: str
-    num_frames: int = 0
-    fps: float = 0.0
-    anchors: np.ndarray | None = None  # (n,) int64
-    clips: torch.Tensor | None = None  # (n, C, T, h, w) float32
-    images: np.ndarray | None = None  # (n, S, S, 3) uint8
-    num_decoded: int = 0
-    error: str | None = None
-
-
-@dataclass
 class _InFlight:
     """Teacher outputs of one video, filled batch by batch."""
 
-    prepared: _Prepared
-    features: np.ndarray
-    logits: np.ndarray | None
+    item: PlanItem
+    decoded: DecodedClips
+    features: np.ndarray  # (n, D)
+    logits: np.ndarray | None  # (n, C)
+    features_mirror: np.ndarray | None
+    logits_mirror: np.ndarray | None
     remaining: int
+
+    def entry(self) -> VideoEntry:
+        r, d = self.item.record, self.decoded
+        return VideoEntry(
+            path=r.path,
+            label=r.label,
+            score=r.score,
+            split=r.split,
+            num_frames=d.num_frames,
+            fps=d.fps,
+            fingerprint=self.item.fingerprint,
+            status="ok",
+            frames=d.anchors,
+            features=self.features,
+            images=d.images,
+            logits=self.logits,
+            features_mirror=self.features_mirror,
+            logits_mirror=self.logits_mirror,
+        )
+
+
+class _ClipQueue:
+    """Clips on the device waiting for a batch: ``(clips (k, 3, T, h, w), owner, mirrored, first row)`` chunks."""
+
+    def __init__(self) -> None:
+        self.chunks: collections.deque = collections.deque()
+        self.size = 0
+
+    def add(self, clips: torch.Tensor, owner: _InFlight, mirrored: bool) -> None:
+        self.chunks.append((clips, owner, mirrored, 0))
+        self.size += clips.shape[0]
+
+    def take(self, count: int) -> tuple[torch.Tensor, list[tuple[_InFlight, int, bool]]]:
+        parts, owners = [], []
+        while count:
+            clips, owner, mirrored, first = self.chunks.popleft()
+            k = min(count, clips.shape[0])
+            parts.append(clips[:k])
+            owners += [(owner, first + i, mirrored) for i in range(k)]
+            if k < clips.shape[0]:
+                self.chunks.appendleft((clips[k:], owner, mirrored, first + k))
+            count -= k
+            self.size -= k
+        return torch.cat(parts), owners
 
 
 class Extractor:
-    """Decodes, batches and runs the teacher; one instance per run.
+    """Runs the teacher over decoded videos; one instance per run.
 
     Args:
         cfg: the run's config.
-        teacher: a built teacher in eval mode on ``device``.
+        teacher: a built teacher in eval mode on ``device``, in ``run``'s memory format.
         device: where the teacher runs.
-        precision: ``"fp32"`` or ``"bf16"`` (already resolved).
+        run: resolved precision and memory format.
     """
 
-    def __init__(self, cfg: ExtractConfig, teacher: Teacher, device: torch.device, precision: str):
-        self.cfg = cfg
-        self.teacher = teacher
-        self.device = device
-        self.precision = precision
-        self.memory_format = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    def __init__(self, cfg: ExtractConfig, teacher: Teacher, device: torch.device, run: RunConfig):
+        self.cfg, self.teacher, self.device, self.run_config = cfg, teacher, device, run
+        self.memory_format = memory_format(run.memory_format, 5)
+        self.copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
 
-    def prepare(self, root: Path, record: VideoRecord, fp: str) -> _Prepared:
-        """Decode one video once and turn it into teacher clips and student frames (thread-safe)."""
-        out = _Prepared(record, fp)
-        try:
-            info = probe(root / record.path)
-            windows = clip_windows(info.num_frames, self.cfg.anchors, self.cfg.clip_len, self.cfg.frame_step)
-            needed = sorted({f for clip in windows for f in clip.frames})
-            video = decode(root / record.path, needed, threads=1)
-        except VideoError as err:
-            out.error = err.reason
-            return out
-        row = {frame: i for i, frame in enumerate(needed)}
-        frames = torch.from_numpy(video.frames).permute(0, 3, 1, 2)  # (U, 3, H, W) uint8
-        per_frame = self.teacher.preset.frames(frames)  # (U, 3, h, w) float32, once per frame
-        gather = torch.tensor([[row[f] for f in clip.frames] for clip in windows])  # (n, T)
-        out.clips = per_frame[gather].permute(0, 2, 1, 3, 4).contiguous()  # (n, 3, T, h, w)
-        anchors = [clip.anchor for clip in windows]
-        out.anchors = np.array(anchors, np.int64)
-        out.images = student_images(video.frames[[row[a] for a in anchors]], self.cfg.image_size)
-        out.num_frames, out.fps, out.num_decoded = info.num_frames, info.fps, video.num_decoded
+    def to_device(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 frames to the device; on CUDA on a side stream, so the copy overlaps the running batch."""
+        if self.copy_stream is None:
+            return frames.to(self.device)
+        with torch.cuda.stream(self.copy_stream):
+            out = frames.to(self.device, non_blocking=True)
+        torch.cuda.current_stream(self.device).wait_stream(self.copy_stream)
+        out.record_stream(torch.cuda.current_stream(self.device))
         return out
 
+    def clips(self, frames: torch.Tensor, gather: torch.Tensor, mirrored: bool) -> torch.Tensor:
+        """``(U, H, W, 3)`` uint8 frames on the device -> ``(n, 3, T, h, w)`` float clips of ``gather`` ``(n, T)``.
+
+        Mirroring flips the decoded frames *before* the preset, so a mirrored clip is exactly
+        the preset applied to the mirrored video (a centre crop of an odd margin is not symmetric).
+        """
+        x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W)
+        if mirrored:
+            x = x.flip(-1)
+        preset = self.teacher.preset
+        x = preset.normalize(preset.geometry(x))  # (U, 3, h, w) float32, once per distinct frame
+        return x[gather.to(self.device)].permute(0, 2, 1, 3, 4)  # (n, 3, T, h, w)
+
     @torch.inference_mode()
-    def forward(self, clips: torch.Tensor) -> tuple[np.ndarray, np.ndarray | None]:
-        """Teacher outputs for ``(n, C, T, h, w)`` clips, ``n <= batch_size``.
+    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher outputs for ``(n, 3, T, h, w)`` device clips, ``n <= batch_size``, as float32 (on the device).
 
         The batch is padded to ``batch_size`` so every call has the same shape: a clip's
         features then do not depend on which other clips shared its batch, and a resumed run
@@ -209,114 +259,140 @@ class Extractor:
         """
         n = clips.shape[0]
         if n < self.cfg.batch_size:
-            pad = clips.new_zeros((self.cfg.batch_size - n, *clips.shape[1:]))
-            clips = torch.cat([clips, pad])
-        x = clips.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-        with autocast(self.device, self.precision):
+            clips = torch.cat([clips, clips.new_zeros((self.cfg.batch_size - n, *clips.shape[1:]))])
+        x = clips.contiguous(memory_format=self.memory_format)
+        with autocast(self.device, self.run_config.precision):
             features, logits = self.teacher(x)
-        features = features[:n].float().cpu().numpy()
-        return features, (None if logits is None else logits[:n].float().cpu().numpy())
+        return features[:n].float(), None if logits is None else logits[:n].float()
 
-    def run(self, root: Path, todo: list[tuple[VideoRecord, str]], journal: Journal, summary: ExtractSummary) -> None:
-        """Extract every ``(record, fingerprint)`` of ``todo`` into the journal."""
-        bs = self.cfg.batch_size
-        queue: list[tuple[_InFlight, int]] = []  # (video, clip row) waiting for a batch
-        queued_clips: list[torch.Tensor] = []
+    def run(self, root: Path, todo: list[PlanItem], journal: Journal, summary: ExtractSummary) -> None:
+        """Extract every item of ``todo`` into the journal."""
+        cfg, bs = self.cfg, self.cfg.batch_size
+        dataset = ClipDecoder(
+            root,
+            [item.record.path for item in todo],
+            anchors=cfg.anchors,
+            clip_len=cfg.clip_len,
+            frame_step=cfg.frame_step,
+            horizon=cfg.horizon,
+            image_size=cfg.image_size,
+        )
+        loader = decode_loader(dataset, workers=cfg.num_workers(), pin_memory=self.device.type == "cuda")
+        queue, returning = _ClipQueue(), collections.deque()
         start = time.perf_counter()
-        bar = tqdm(total=len(todo), desc="extract", unit="video", dynamic_ncols=True, disable=None)
+        with (
+            cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal") as writer,
+            progress(total=len(todo), desc="extract", unit="video", logger=logger) as bar,
+        ):
+            writes: list[cf.Future] = []
 
-        def finish(item: _InFlight) -> None:
-            p = item.prepared
-            journal.save(
-                VideoEntry(
-                    path=p.record.path,
-                    label=p.record.label,
-                    score=p.record.score,
-                    split=p.record.split,
-                    num_frames=p.num_frames,
-                    fps=p.fps,
-                    fingerprint=p.fingerprint,
-                    status="ok",
-                    frames=p.anchors,
-                    features=item.features,
-                    images=p.images,
-                    logits=item.logits,
-                )
-            )
-            summary.extracted += 1
-            bar.update(1)
-            elapsed = time.perf_counter() - start
-            bar.set_postfix(clips_s=f"{summary.clips_extracted / elapsed:.2f}", failed=summary.failed)
+            def done(video: _InFlight) -> None:
+                writes.append(writer.submit(journal.save, video.entry()))
+                summary.extracted += 1
+                bar.update(1)
+                rate = summary.clips_extracted / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix(clips_s=f"{rate:.2f}", failed=summary.failed)
 
-        def flush(count: int) -> None:
-            batch, owners = torch.cat(queued_clips[:count]), queue[:count]
-            del queued_clips[:count], queue[:count]
-            features, logits = self.forward(batch)
-            for i, (item, clip) in enumerate(owners):
-                item.features[clip] = features[i]
-                if item.logits is not None and logits is not None:
-                    item.logits[clip] = logits[i]
-                item.remaining -= 1
-                if item.remaining == 0:
-                    finish(item)
-            summary.clips_extracted += count
-
-        with cf.ThreadPoolExecutor(max_workers=self.cfg.workers, thread_name_prefix="decode") as pool:
-            for prepared in _prefetch(pool, self.prepare, root, todo, depth=2 * self.cfg.workers):
-                if prepared.error is not None:
-                    logger.error("failed: %s: %s", prepared.record.path, prepared.error)
-                    journal.save(_failed_entry(prepared, self.cfg.image_size))
+            for decoded in loader:
+                item = todo[decoded.index]
+                if decoded.error is not None:
+                    logger.error("failed: %s: %s", item.record.path, decoded.error)
+                    writes.append(writer.submit(journal.save, _failed_entry(item, decoded.error, cfg.image_size)))
                     summary.failed += 1
-                    summary.failures.append(prepared.record.path)
+                    summary.failures.append(item.record.path)
                     bar.update(1)
                     continue
-                summary.frames_decoded += prepared.num_decoded
-                summary.videos_decoded += 1
-                n = len(prepared.anchors)
-                num_logits = self.teacher.num_classes
-                item = _InFlight(
-                    prepared,
-                    np.zeros((n, self.teacher.feature_dim), np.float32),
-                    np.zeros((n, num_logits), np.float32) if num_logits else None,
-                    n,
-                )
-                for clip in range(n):
-                    queue.append((item, clip))
-                    queued_clips.append(prepared.clips[clip : clip + 1])
-                prepared.clips = None  # the queue holds the clips now
-                while len(queue) >= bs:
-                    flush(bs)
-            while queue:
-                flush(min(bs, len(queue)))
-        bar.close()
+                self._note_header(item, decoded, summary)
+                video = self._in_flight(item, decoded)
+                frames = self.to_device(decoded.frames)
+                queue.add(self.clips(frames, decoded.gather, False), video, False)
+                if cfg.mirror:
+                    queue.add(self.clips(frames, decoded.gather, True), video, True)
+                decoded.frames = decoded.frames[:0]  # the device holds the frames now
+                while queue.size >= bs:
+                    self._launch(*queue.take(bs), returning)
+                    self._collect(returning, keep=1, done=done, summary=summary)
+            while queue.size:
+                self._launch(*queue.take(min(bs, queue.size)), returning)
+            self._collect(returning, keep=0, done=done, summary=summary)
+            for write in writes:
+                write.result()  # re-raise a failed journal write here
+
+    def _in_flight(self, item: PlanItem, decoded: DecodedClips) -> _InFlight:
+        n, d, c = len(decoded.anchors), self.teacher.feature_dim, self.teacher.num_classes
+        mirror = self.cfg.mirror
+        return _InFlight(
+            item,
+            decoded,
+            features=np.zeros((n, d), np.float32),
+            logits=np.zeros((n, c), np.float32) if c else None,
+            features_mirror=np.zeros((n, d), np.float32) if mirror else None,
+            logits_mirror=np.zeros((n, c), np.float32) if mirror and c else None,
+            remaining=n * (2 if mirror else 1),
+        )
+
+    def _note_header(self, item: PlanItem, decoded: DecodedClips, summary: ExtractSummary) -> None:
+        summary.frames_decoded += decoded.num_decoded
+        summary.videos_decoded += 1
+        if decoded.header_frames != decoded.num_frames:
+            summary.header_mismatches += 1
+            off_by_one = abs(decoded.header_frames - decoded.num_frames) <= 1
+            logger.log(
+                logging.DEBUG if off_by_one else logging.WARNING,
+                "%s: the header claims %d frames but %d decode; windows are placed on the %d",
+                item.record.path,
+                decoded.header_frames,
+                decoded.num_frames,
+                decoded.num_frames,
+            )
+
+    def _launch(self, clips: torch.Tensor, owners: list, returning: collections.deque) -> None:
+        """Run one batch and start copying its outputs back without waiting for them."""
+        features, logits = self.forward(clips)
+        event = None
+        if self.device.type == "cuda":
+            features = _to_host_async(features)
+            logits = None if logits is None else _to_host_async(logits)
+            event = torch.cuda.Event()
+            event.record()
+        returning.append((event, features, logits, owners))
+
+    def _collect(self, returning: collections.deque, *, keep: int, done, summary: ExtractSummary) -> None:
+        """Hand the outputs of all but the ``keep`` newest batches to their videos."""
+        while len(returning) > keep:
+            event, features, logits, owners = returning.popleft()
+            if event is not None:
+                event.synchronize()
+            features = features.cpu().numpy()
+            logits = None if logits is None else logits.cpu().numpy()
+            for i, (video, row, mirrored) in enumerate(owners):
+                (video.features_mirror if mirrored else video.features)[row] = features[i]
+                target = video.logits_mirror if mirrored else video.logits
+                if target is not None and logits is not None:
+                    target[row] = logits[i]
+                video.remaining -= 1
+                if video.remaining == 0:
+                    done(video)
+            summary.clips_extracted += len(owners)
 
 
-def _prefetch(pool: cf.Executor, fn: Any, root: Path, todo: list, depth: int) -> Iterator[_Prepared]:
-    """``fn`` over ``todo`` in order, keeping ``depth`` videos decoding ahead of the consumer."""
-    futures: list[cf.Future] = []
-    items = iter(todo)
-    for record, fp in items:
-        futures.append(pool.submit(fn, root, record, fp))
-        if len(futures) >= depth:
-            break
-    while futures:
-        result = futures.pop(0).result()
-        nxt = next(items, None)
-        if nxt is not None:
-            futures.append(pool.submit(fn, root, *nxt))
-        yield result
+def _to_host_async(x: torch.Tensor) -> torch.Tensor:
+    out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
+    out.copy_(x, non_blocking=True)
+    return out
 
 
-def _failed_entry(p: _Prepared, image_size: int) -> VideoEntry:
+def _failed_entry(item: PlanItem, reason: str, image_size: int) -> VideoEntry:
+    r = item.record
     return VideoEntry(
-        path=p.record.path,
-        label=p.record.label,
-        score=p.record.score,
-        split=p.record.split,
+        path=r.path,
+        label=r.label,
+        score=r.score,
+        split=r.split,
         num_frames=0,
         fps=0.0,
-        fingerprint=p.fingerprint,
-        status=f"failed: {p.error}",
+        fingerprint=item.fingerprint,
+        status=f"failed: {reason}",
         frames=np.zeros(0, np.int64),
         features=np.zeros((0, 0), np.float32),
         images=np.zeros((0, image_size, image_size, 3), np.uint8),
@@ -347,6 +423,20 @@ class Journal:
         entry.save(self._file(entry.path))
         self.num_clips[entry.path] = len(entry.frames) if entry.ok else 0
 
+    def known(self) -> dict[str, Known]:
+        """``{path: Known(fingerprint, ok)}`` of every readable entry (only its metadata is read)."""
+        found = {}
+        for file in sorted(self.dir.glob("*.npz")):
+            try:
+                with np.load(file) as data:
+                    meta = json.loads(str(data["meta"]))
+            except (OSError, ValueError, KeyError) as err:  # renames are atomic, but disks fill up
+                logger.warning("ignoring unreadable journal entry %s: %s", file, err)
+                continue
+            if self._file(meta["path"]) == file:
+                found[meta["path"]] = Known(meta["fingerprint"], meta["status"] == "ok")
+        return found
+
     def load(self, path: str, fp: str) -> VideoEntry | None:
         """The journal's entry for ``path`` if it was made from content ``fp``."""
         file = self._file(path)
@@ -354,7 +444,7 @@ class Journal:
             return None
         try:
             entry = VideoEntry.load(file)
-        except (OSError, ValueError, KeyError) as err:  # renames are atomic, but disks fill up
+        except (OSError, ValueError, KeyError) as err:
             logger.warning("ignoring unreadable journal entry %s: %s", file, err)
             return None
         if entry.path != path or entry.fingerprint != fp:
@@ -366,7 +456,7 @@ class Journal:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def feature_key(cfg: ExtractConfig, teacher: Teacher, precision: str) -> str:
+def feature_key(cfg: ExtractConfig, teacher: Teacher, run: RunConfig) -> str:
     """Hash of everything that determines a clip's features and stored frame."""
     spec = {
         "teacher": cfg.teacher,
@@ -375,8 +465,11 @@ def feature_key(cfg: ExtractConfig, teacher: Teacher, precision: str) -> str:
         "anchors": cfg.anchors,
         "clip_len": cfg.clip_len,
         "frame_step": cfg.frame_step,
+        "horizon": cfg.horizon,
         "image_size": cfg.image_size,
-        "precision": precision,
+        "mirror": cfg.mirror,
+        "precision": run.precision,
+        "memory_format": run.memory_format,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
@@ -384,15 +477,21 @@ def feature_key(cfg: ExtractConfig, teacher: Teacher, precision: str) -> str:
 def _previous_cache(out: Path, key: str) -> FeatureCache | None:
     if not out.exists():
         return None
-    try:
-        cache = FeatureCache(out)
-    except CacheError as err:
-        logger.warning("not reusing %s: %s", out, err)
-        return None
+    cache = FeatureCache(out)  # check_output_file has made sure it is a cache
     if cache.info.config_key != key:
         logger.info("teacher or preprocessing changed since %s was written: re-extracting every video", out)
+        cache.close()
         return None
     return cache
+
+
+def is_cache_file(path: Path) -> bool:
+    """Whether ``path`` is a feature cache (the only kind of file ``--out`` may replace)."""
+    try:
+        read_info(path)
+    except CacheError:
+        return False
+    return True
 
 
 def _fingerprints(root: Path, records: tuple[VideoRecord, ...], workers: int) -> list[str]:
@@ -400,8 +499,67 @@ def _fingerprints(root: Path, records: tuple[VideoRecord, ...], workers: int) ->
         return list(pool.map(lambda r: fingerprint(root / r.path), records))
 
 
-def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
-    """Extract (or update) the feature cache ``cfg.out`` for one dataset split.
+def check_no_leakage(weights: str | None, index: DatasetIndex, fingerprints: list[str]) -> None:
+    """Refuse a teacher checkpoint that was trained on videos this cache evaluates on.
+
+    ``fit-teacher`` records the content fingerprints of its training videos in its checkpoint;
+    a test or val video among them would let the teacher's (and so the student's) test figures
+    rest on videos it has seen.
+    """
+    if not weights or not Path(weights).is_file():
+        return
+    training = trained_on(weights)
+    if training is None:
+        return
+    seen = {fp for _, fp in training["videos"]}
+    leaked = [r.path for r, fp in zip(index.videos, fingerprints, strict=True) if r.split != "train" and fp in seen]
+    if leaked:
+        raise UserError(
+            f"teacher {weights} was trained on {len(leaked)} of this dataset's evaluation videos "
+            f"(e.g. {leaked[0]}): fit it on the train split of the split extracted here"
+        )
+
+
+@dataclass
+class _Setup:
+    """A run's resolved inputs: the dataset share, where it goes, and the teacher that runs."""
+
+    index: DatasetIndex
+    out: Path
+    root: Path
+    device: torch.device
+    teacher: Teacher
+    run: RunConfig
+    key: str
+
+
+def _setup(cfg: ExtractConfig) -> _Setup:
+    index = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    out = Path(cfg.out)
+    shard, shards = parse_shard(cfg.shard)
+    if shards > 1:
+        index = select_shard(index, shard, shards)
+        out = shard_path(cfg.out, shard, shards)
+        logger.info("shard %d of %d: %d videos -> %s", shard, shards, len(index.videos), out)
+    device = resolve_device(cfg.device)
+    weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
+    teacher = build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
+    h, w = teacher.preset.crop_size
+    example = torch.randn(cfg.batch_size, 3, cfg.clip_len, h, w, generator=torch.Generator().manual_seed(0))
+    run = fastest_config(
+        f"teacher:{cfg.teacher}", teacher, example, device, precision=cfg.precision, fmt=cfg.memory_format
+    )
+    teacher.to(memory_format=memory_format(run.memory_format, 5))
+    return _Setup(index, out, Path(cfg.root), device, teacher, run, feature_key(cfg, teacher, run))
+
+
+def run_extraction(cfg: ExtractConfig, *, apply_threshold: bool = True) -> ExtractSummary:
+    """Extract (or update) the feature cache ``cfg.out`` (or this shard's file) for one dataset split.
+
+    Args:
+        cfg: the run's config.
+        apply_threshold: raise when too many videos failed. Off for a share of a larger run
+            (a torchrun rank): the threshold applies to the whole run, once the shares are known.
 
     Returns:
         The run's summary.
@@ -411,116 +569,53 @@ def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
             with the failures recorded, is written first).
     """
     t0 = time.perf_counter()
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    index: DatasetIndex = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
-    shard, shards = parse_shard(cfg.shard)
-    if shards > 1:
-        index = select_shard(index, shard, shards)
-        out = shard_path(cfg.out, shard, shards)
-        logger.info("shard %d of %d: %d videos -> %s", shard, shards, len(index.videos), out)
-    root = Path(cfg.root)
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
-    teacher = build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
-    if cfg.channels_last:
-        teacher = teacher.to(memory_format=torch.channels_last_3d)
-    key = feature_key(cfg, teacher, precision)
-    logger.info(
-        "%s split %s: %d videos (%d listed but missing); teacher %s (%s, %d-d) on %s, %s",
-        index.name,
-        index.split,
-        len(index.videos),
-        len(index.missing),
-        cfg.teacher,
-        teacher.weights_id,
-        teacher.feature_dim,
-        device,
-        precision,
-    )
+    s = _setup(cfg)
+    s.out.parent.mkdir(parents=True, exist_ok=True)
+    inputs = [s.root / r.path for r in s.index.videos]
+    if cfg.teacher_weights and Path(cfg.teacher_weights).is_file():
+        inputs.append(Path(cfg.teacher_weights))
+    check_output_file(s.out, kind="feature cache", accepts=is_cache_file, inputs=inputs)
+    with OutputLock(s.out, "extract-teacher"):
+        logger.info(
+            "%s split %s: %d videos (%d listed but missing); teacher %s (%s, %d-d) on %s, %s + %s",
+            s.index.name,
+            s.index.split,
+            len(s.index.videos),
+            len(s.index.missing),
+            cfg.teacher,
+            s.teacher.weights_id,
+            s.teacher.feature_dim,
+            s.device,
+            s.run.precision,
+            s.run.memory_format,
+        )
+        fps = _fingerprints(s.root, s.index.videos, cfg.num_workers() or 1)
+        check_no_leakage(cfg.teacher_weights, s.index, fps)
+        previous = _previous_cache(s.out, s.key)
+        journal = Journal(s.out, s.key)
+        known = None
+        if previous is not None:
+            v = previous.videos
+            known = {
+                str(p): Known(str(f), st == "ok", i)
+                for i, (p, f, st) in enumerate(zip(v.path, v.fingerprint, v.status, strict=True))
+            }
+        plan = plan_reuse(s.index.videos, fps, known, journal.known())
+        summary = ExtractSummary(
+            videos=len(s.index.videos), skipped=plan.reused, failed=plan.known_failed, removed=plan.removed
+        )
+        logger.info("%d to extract, %d unchanged, %d no longer listed", len(plan.todo), plan.reused, plan.removed)
 
-    fps = _fingerprints(root, index.videos, cfg.workers)
-    previous = _previous_cache(out, key)
-    journal = Journal(out, key)
-    summary = ExtractSummary(videos=len(index.videos))
-    old_rows = {}
-    if previous is not None:
-        old_rows = {str(p): i for i, p in enumerate(previous.videos["path"])}
-        listed = {r.path for r in index.videos}
-        summary.removed = sum(1 for p in old_rows if p not in listed)
-
-    # Where each video's entry comes from: its row in the previous cache, or the journal
-    # (entries left by an interrupted run, or written by the teacher below).
-    plan: list[tuple[VideoRecord, str, int | None]] = []
-    todo: list[tuple[VideoRecord, str]] = []
-    for record, fp in zip(index.videos, fps, strict=True):
-        row = old_rows.get(record.path)
-        if row is not None and previous.videos["fingerprint"][row] == fp:
-            plan.append((record, fp, row))
-            summary.skipped += 1
-            summary.failed += previous.videos["status"][row] != "ok"
-            continue
-        plan.append((record, fp, None))
-        entry = journal.load(record.path, fp)
-        if entry is not None:
-            summary.skipped += 1
-            summary.failed += not entry.ok
-        else:
-            todo.append((record, fp))
-    logger.info("%d to extract, %d unchanged, %d no longer listed", len(todo), summary.skipped, summary.removed)
-
-    Extractor(cfg, teacher, device, precision).run(root, todo, journal, summary)
-
-    def entries() -> Iterator[VideoEntry]:
-        for record, fp, row in plan:
-            entry = previous.entry(row) if row is not None else journal.load(record.path, fp)
-            if entry is None:
-                raise RuntimeError(f"the journal entry of {record.path} vanished during the run")
-            # Labels and splits come from the current annotations; features from the source.
-            entry.label, entry.score, entry.split = record.label, record.score, record.split
-            yield entry
-
-    summary.clips = sum(
-        int(previous.videos["num_clips"][row]) if row is not None else journal.num_clips[record.path]
-        for record, _, row in plan
-    )
-    info = CacheInfo(
-        dataset=index.name,
-        dataset_root=str(cfg.root),
-        split=index.split,
-        task=index.task,
-        classes=index.classes,
-        teacher=cfg.teacher,
-        teacher_weights=teacher.weights_id,
-        feature_dim=teacher.feature_dim,
-        clip_len=cfg.clip_len,
-        frame_step=cfg.frame_step,
-        anchors=cfg.anchors,
-        image_size=cfg.image_size,
-        # Where the file is written is not part of its content: copies compare equal.
-        config={k: v for k, v in config_dict(cfg).items() if k != "out"},
-        code_version=code_version(),
-        config_key=key,
-        teacher_classes=tuple(teacher.classes),
-        teacher_preset=config_dict(teacher.preset),
-    )
-    write_cache(
-        out,
-        info,
-        entries(),
-        num_clips=summary.clips,
-        image_shape=(cfg.image_size, cfg.image_size, 3),
-        num_logits=teacher.num_classes,
-    )
-    if previous is not None:
-        previous.close()
-    journal.remove()
+        Extractor(cfg, s.teacher, s.device, s.run).run(s.root, plan.todo, journal, summary)
+        summary.clips = _assemble(cfg, s, plan, previous, journal)
+        if previous is not None:
+            previous.close()
+        journal.remove()
     summary.seconds = time.perf_counter() - t0
     logger.info(
         "wrote %s: %d videos (%d extracted, %d skipped, %d failed, %d removed), %d clips; "
         "%.1f s, %.2f clips/s extracted",
-        out,
+        s.out,
         summary.videos,
         summary.extracted,
         summary.skipped,
@@ -530,44 +625,112 @@ def run_extraction(cfg: ExtractConfig) -> ExtractSummary:
         summary.seconds,
         summary.clips_per_second,
     )
-    if summary.videos and summary.failed / summary.videos > cfg.max_failed_fraction:
-        raise ExtractionFailed(
-            f"{summary.failed} of {summary.videos} videos failed (more than max_failed_fraction="
-            f"{cfg.max_failed_fraction}); see the log and the 'status' column of {out}",
-            summary,
-        )
+    if apply_threshold:
+        check_failures(summary.failed, summary.videos, cfg.max_failed_fraction, s.out)
     return summary
+
+
+def check_failures(failed: int, videos: int, max_fraction: float, out: Path | str, summary: Any = None) -> None:
+    """Raise :class:`ExtractionFailed` when more than ``max_fraction`` of ``videos`` failed."""
+    if videos and failed / videos > max_fraction:
+        raise ExtractionFailed(
+            f"{failed} of {videos} videos failed (more than max_failed_fraction={max_fraction}); "
+            f"see the log and the 'status' column of {out}",
+            summary if summary is not None else ExtractSummary(videos=videos, failed=failed),
+        )
+
+
+def _assemble(cfg: ExtractConfig, s: _Setup, plan: ReusePlan, previous: FeatureCache | None, journal: Journal) -> int:
+    """Write the cache from the plan's sources in dataset order; returns its clip count."""
+
+    def entries() -> Iterator[VideoEntry]:
+        for item in plan.items:
+            if item.previous_row is not None:
+                entry = previous.entry(item.previous_row)
+            else:
+                entry = journal.load(item.record.path, item.fingerprint)
+            if entry is None:
+                raise RuntimeError(f"the journal entry of {item.record.path} vanished during the run")
+            # Labels and splits come from the current annotations; features from the source.
+            entry.label, entry.score, entry.split = item.record.label, item.record.score, item.record.split
+            yield entry
+
+    for item in plan.items:  # journal counts for the entries this run did not write itself
+        if item.journaled and item.record.path not in journal.num_clips:
+            journal.load(item.record.path, item.fingerprint)
+    num_clips = sum(
+        int(previous.videos.num_clips[item.previous_row])
+        if item.previous_row is not None
+        else journal.num_clips[item.record.path]
+        for item in plan.items
+    )
+    h, w = s.teacher.preset.crop_size
+    gflops = count_gflops(s.teacher, torch.zeros(1, 3, cfg.clip_len, h, w, device=s.device))
+    resolved = {**config_dict(cfg), "precision": s.run.precision, "memory_format": s.run.memory_format}
+    info = CacheInfo(
+        dataset=s.index.name,
+        dataset_root=str(cfg.root),
+        split=s.index.split,
+        task=s.index.task,
+        classes=s.index.classes,
+        teacher=cfg.teacher,
+        teacher_weights=s.teacher.weights_id,
+        feature_dim=s.teacher.feature_dim,
+        clip_len=cfg.clip_len,
+        frame_step=cfg.frame_step,
+        anchors=cfg.anchors,
+        image_size=cfg.image_size,
+        # Where the file is written and how it was computed there are not part of its content:
+        # copies, and runs with other worker counts or devices, compare equal.
+        config={k: v for k, v in resolved.items() if k not in ("out", "workers", "device")},
+        code_version=code_version(),
+        config_key=s.key,
+        teacher_classes=tuple(s.teacher.classes),
+        teacher_preset=config_dict(s.teacher.preset),
+        mirror_classes=s.index.mirror_map() if s.index.task == "classification" else (),
+        horizon=cfg.horizon,
+        teacher_gflops=round(gflops, 6),
+    )
+    write_cache(
+        s.out,
+        info,
+        entries(),
+        num_clips=num_clips,
+        image_shape=(cfg.image_size, cfg.image_size, 3),
+        num_logits=s.teacher.num_classes,
+        mirror=cfg.mirror,
+    )
+    return num_clips
 
 
 def extract(cfg: ExtractConfig) -> ExtractSummary:
     """``extract-teacher``: one process, one ``--shard i/N`` job, or every rank of a ``torchrun`` launch.
 
     Under torchrun each rank extracts shard ``rank/world_size`` (on ``cuda:<local rank>`` where
-    GPUs exist), then rank 0 merges the shards into ``cfg.out`` while the others wait. Returns
-    this process's summary (rank 0's covers the merged cache's totals).
+    GPUs exist), then rank 0 merges the shards into ``cfg.out`` while the others wait; the failure
+    threshold then applies to the whole run's count, as it does in a single process. A ``--shard``
+    job leaves the threshold to ``merge-cache``, which sees every shard. Returns this process's
+    summary (rank 0's covers the merged cache's totals).
     """
     world = world_from_env()
     if not world.distributed:
-        summary = run_extraction(cfg)
-        if parse_shard(cfg.shard)[1] > 1:
+        sharded = parse_shard(cfg.shard)[1] > 1
+        summary = run_extraction(cfg, apply_threshold=not sharded)
+        if sharded:
             logger.info("when every shard is done: merge-cache --out %s", cfg.out)
         return summary
     if cfg.shard:
-        raise ValueError("--shard is for independent jobs; under torchrun every rank takes its shard by itself")
+        raise UserError("--shard is for independent jobs; under torchrun every rank takes its shard by itself")
     cfg = replace(cfg, shard=f"{world.rank}/{world.size}", device=device_for(world, cfg.device))
     with process_group(world, resolve_device(cfg.device)):
-        failed: ExtractionFailed | None = None
-        try:
-            summary = run_extraction(cfg)
-        except ExtractionFailed as err:  # the shard file is written; finish the merge, then report
-            failed, summary = err, err.summary
+        summary = run_extraction(cfg, apply_threshold=False)
         barrier()
         summaries = all_gather_objects(summary)
+        total = ExtractSummary(
+            **{k: sum(getattr(s, k) for s in summaries) for k in ("videos", "extracted", "skipped", "failed")}
+        )
         if world.main:
             merge_shards(find_shards(cfg.out), cfg.out)
-            total = ExtractSummary(
-                **{k: sum(getattr(s, k) for s in summaries) for k in ("videos", "extracted", "skipped", "failed")}
-            )
             logger.info(
                 "all %d ranks: %d videos (%d extracted, %d skipped, %d failed)",
                 world.size,
@@ -576,8 +739,6 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
                 total.skipped,
                 total.failed,
             )
-            summary = total
         barrier()
-    if failed is not None:
-        raise failed
-    return summary
+    check_failures(total.failed, total.videos, cfg.max_failed_fraction, cfg.out, total)
+    return total if world.main else summary

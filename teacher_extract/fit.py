@@ -4,32 +4,45 @@ Offline there are no Kinetics weights, so the embedded default needs a teacher t
 actually learnt the motions; with a network, the same command fine-tunes a Kinetics teacher on
 the user's dataset, as the HalluciNet reference code's teacher was.
 
-Every video is decoded once, up front, into the teacher's preprocessed frames (float16 in
-memory), and each epoch samples random clips from them. That suits datasets of the size this
-command is for (fine-tuning, the synthetic default); it is not a Kinetics-scale trainer.
+Every video is decoded once, by the extractor's decoder processes, and kept in memory after the
+teacher's resize and crop (uint8, a quarter of float32); each epoch samples random clips
+(:func:`pipeline.clips.random_starts`), normalises them on the device with the same preset
+extraction uses, and mirrors half of them **with their label mirrored too** (MoveLeft mirrored
+is MoveRight: a dataset's mirror map says so; real action datasets keep their labels). That
+suits datasets of the size this command is for (fine-tuning, the synthetic default); it is not
+a Kinetics-scale trainer.
+
+The checkpoint records which videos the teacher was trained on (paths and content
+fingerprints), so ``extract-teacher`` can refuse to cache a test set the teacher has seen.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as nnf
-from tqdm import tqdm
+from torch.utils.data import Dataset
 
-from pipeline.checkpoint import save_atomic
+from pipeline.checkpoint import load_safely, save_atomic
+from pipeline.clips import clip_windows, random_starts, window
 from pipeline.config import config_dict
-from pipeline.datasets import VideoRecord, load_dataset
-from pipeline.device import DEVICES, resolve_device
+from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
+from pipeline.device import check_device, resolve_device
+from pipeline.errors import UserError
+from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import measure_cost
-from pipeline.video import VideoError, clip_windows, decode
+from pipeline.progress import progress
+from pipeline.video import VideoError, decode, fingerprint
+from teacher_extract.decoding import decode_loader
 from teacher_extract.models import Teacher, build_teacher
 
 logger = logging.getLogger(__name__)
@@ -37,7 +50,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitConfig:
-    """``fit-teacher`` settings; params.yaml section ``fit_teacher``."""
+    """``fit-teacher`` settings; params.yaml section ``fit_teacher``.
+
+    ``mirror``: mirror half of the training clips (with mirrored labels), the one augmentation.
+    """
 
     dataset: str = "ucf101"
     root: str = "data/synthetic"
@@ -52,67 +68,164 @@ class FitConfig:
     batch_size: int = 16
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    workers: int = 2
+    mirror: bool = True
+    workers: int | None = None
     device: str = "auto"
     seed: int = 0
     out: str = "models/teacher.pt"
 
     def validate(self) -> None:
-        for name in ("clip_len", "frame_step", "epochs", "clips_per_video", "batch_size", "workers"):
+        for name in ("clip_len", "frame_step", "epochs", "clips_per_video", "batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"workers must be >= 0, got {self.workers}")
         if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"invalid device {self.device!r}; choose from {', '.join(DEVICES)} or cuda:N")
+            raise UserError(f"lr must be positive, got {self.lr}")
+        check_device(self.device)
 
 
-def sample_starts(num_frames: int, span: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """``count`` random clip starts in a video, uniform over the starts whose window fits.
+class WholeVideos(Dataset):
+    """Item ``i``: ``(i, (T, H, W, 3) uint8 frames)`` of every frame of ``paths[i]``, or ``(i, reason)``."""
 
-    A video shorter than the window has the single start 0 (its window repeats the last frame,
-    the same rule as :func:`pipeline.video.clip_windows`).
+    def __init__(self, root: Path, paths: list[str]):
+        self.root, self.paths = root, paths
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | str]:
+        try:
+            return i, torch.from_numpy(decode(self.root / self.paths[i], threads=1).frames)
+        except VideoError as err:
+            return i, err.reason
+
+
+@dataclass
+class Split:
+    """Videos of one split in memory: frames after the teacher's resize and crop, and labels.
+
+    ``videos[i]`` is ``(T_i, 3, h, w)`` uint8 on the CPU.
     """
-    return rng.integers(0, max(num_frames - span, 0) + 1, size=count)
+
+    records: list[VideoRecord] = field(default_factory=list)
+    videos: list[torch.Tensor] = field(default_factory=list)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], np.int64)
 
 
-def clip_frames(start: int, num_frames: int, clip_len: int, frame_step: int) -> np.ndarray:
-    """Frame indices of the window starting at ``start``, clamped to the last frame."""
-    return np.minimum(start + np.arange(clip_len) * frame_step, num_frames - 1)
+def load_splits(index: DatasetIndex, teacher: Teacher, device: torch.device, workers: int) -> dict[str, Split]:
+    """Decode every train and test video once and keep it preprocessed (geometry only, uint8)."""
+    wanted = [r for r in index.videos if r.split in ("train", "test")]
+    splits = {"train": Split(), "test": Split()}
+    loader = decode_loader(WholeVideos(index.root, [r.path for r in wanted]), workers=workers, pin_memory=False)
+    with progress(total=len(wanted), desc="decode", unit="video", logger=logger) as bar:
+        for i, frames in loader:
+            bar.update(1)
+            if isinstance(frames, str):
+                logger.warning("skipping %s: %s", wanted[i].path, frames)
+                continue
+            x = teacher.preset.geometry(frames.to(device).permute(0, 3, 1, 2)).cpu()  # (T, 3, h, w) uint8
+            splits[wanted[i].split].records.append(wanted[i])
+            splits[wanted[i].split].videos.append(x)
+    return splits
 
 
-def _load(root: Path, record: VideoRecord, teacher: Teacher) -> torch.Tensor | None:
-    """All frames of one video, preprocessed for the teacher: ``(T, C, h, w)`` float16."""
-    try:
-        video = decode(root / record.path, threads=1)
-    except VideoError as err:
-        logger.warning("skipping %s", err)
-        return None
-    return teacher.preset.frames(torch.from_numpy(video.frames).permute(0, 3, 1, 2)).half()
-
-
-def _batch(videos: list[torch.Tensor], picks: list[tuple[int, np.ndarray]], flips: np.ndarray) -> torch.Tensor:
-    """``(N, C, T, h, w)`` float32 clips from ``(video, frame indices)`` picks, flipped where asked."""
-    clips = torch.stack([videos[v][torch.from_numpy(idx)] for v, idx in picks]).float()  # (N, T, C, h, w)
-    if flips.any():
-        clips[torch.from_numpy(flips)] = clips[torch.from_numpy(flips)].flip(-1)
-    return clips.permute(0, 2, 1, 3, 4).contiguous()
+def clip_batch(
+    split: Split, picks: list[tuple[int, tuple[int, ...]]], mirror: np.ndarray, teacher: Teacher, device: torch.device
+) -> torch.Tensor:
+    """``(N, 3, T, h, w)`` normalised clips of ``(video, frames)`` picks, mirrored where ``mirror`` ``(N,)``."""
+    clips = torch.stack([split.videos[v][list(frames)] for v, frames in picks]).to(device)  # (N, T, 3, h, w) uint8
+    x = teacher.preset.normalize(clips)
+    flip = torch.from_numpy(mirror).to(device)
+    x = torch.where(flip[:, None, None, None, None], x.flip(-1), x)
+    return x.permute(0, 2, 1, 3, 4).contiguous()
 
 
 @torch.inference_mode()
-def evaluate_clips(teacher: Teacher, videos: list[torch.Tensor], labels: list[int], cfg: FitConfig, device) -> float:
-    """Accuracy of the centre clip of each video (the anchor extraction uses by default)."""
+def centre_clip_accuracy(
+    teacher: Teacher, split: Split, cfg: FitConfig, device: torch.device, mirror_map: np.ndarray, mirrored: bool
+) -> float:
+    """Accuracy on each video's centre clip (extraction's default anchor), optionally mirrored with its label."""
     teacher.eval()
+    if not split.videos:
+        return float("nan")
     correct = 0
-    for i in range(0, len(videos), cfg.batch_size):
-        chunk = range(i, min(i + cfg.batch_size, len(videos)))
+    for start in range(0, len(split.videos), cfg.batch_size):
+        chunk = range(start, min(start + cfg.batch_size, len(split.videos)))
         picks = [
-            (v, np.array(clip_windows(len(videos[v]), "center", cfg.clip_len, cfg.frame_step)[0].frames)) for v in chunk
+            (v, clip_windows(len(split.videos[v]), "center", cfg.clip_len, cfg.frame_step)[0].frames) for v in chunk
         ]
-        clips = _batch(videos, picks, np.zeros(len(picks), bool)).to(device)
-        _, logits = teacher(clips)
-        correct += (logits.argmax(1).cpu() == torch.tensor([labels[v] for v in chunk])).sum().item()
-    return correct / max(len(videos), 1)
+        flags = np.full(len(picks), mirrored)
+        _, logits = teacher(clip_batch(split, picks, flags, teacher, device))
+        labels = split.labels[list(chunk)]
+        labels = mirror_map[labels] if mirrored else labels
+        correct += int((logits.argmax(1).cpu().numpy() == labels).sum())
+    return correct / len(split.videos)
+
+
+def train_epoch(
+    teacher: Teacher,
+    train: Split,
+    cfg: FitConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    rng: np.random.Generator,
+    mirror_map: np.ndarray,
+    device: torch.device,
+    desc: str,
+) -> float:
+    """One epoch of random clips (``clips_per_video`` per video); returns the mean training loss."""
+    teacher.train()
+    picks = [
+        (v, window(int(s), len(train.videos[v]), cfg.clip_len, cfg.frame_step))
+        for v in range(len(train.videos))
+        for s in random_starts(len(train.videos[v]), cfg.clip_len, cfg.frame_step, cfg.clips_per_video, rng)
+    ]
+    order = rng.permutation(len(picks))
+    mirror = (rng.random(len(picks)) < 0.5) & cfg.mirror
+    labels = train.labels[[v for v, _ in picks]]
+    labels = np.where(mirror, mirror_map[labels], labels)
+    steps = math.ceil(len(picks) / cfg.batch_size)
+    total = 0.0
+    with progress(total=steps, desc=desc, unit="batch", logger=logger) as bar:
+        for step in range(steps):
+            rows = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            clips = clip_batch(train, [picks[r] for r in rows], mirror[rows], teacher, device)
+            _, logits = teacher(clips)
+            loss = nnf.cross_entropy(logits, torch.from_numpy(labels[rows]).to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    return total / steps
+
+
+def is_teacher_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a checkpoint ``fit-teacher`` wrote (the only file its ``--out`` may replace)."""
+    try:
+        ckpt = load_safely(path)
+    except UserError:
+        return False
+    return isinstance(ckpt, dict) and "teacher" in ckpt and "state_dict" in ckpt
+
+
+def trained_on(path: str | Path) -> dict[str, Any] | None:
+    """The training set a ``fit-teacher`` checkpoint records (``{dataset, split, videos: [[path, fingerprint]]}``).
+
+    ``None`` for any other checkpoint (a third-party file records nothing).
+    """
+    try:
+        ckpt = load_safely(path)
+    except UserError:  # not ours to judge here: build_teacher reports unreadable weights
+        return None
+    record = ckpt.get("trained_on") if isinstance(ckpt, dict) else None
+    return record if isinstance(record, dict) and isinstance(record.get("videos"), list) else None
 
 
 def fit_teacher_model(cfg: FitConfig) -> dict:
@@ -121,77 +234,54 @@ def fit_teacher_model(cfg: FitConfig) -> dict:
     Returns:
         The metrics written next to the checkpoint (``<out>.json``).
     """
+    out = Path(cfg.out)
+    index = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
+    inputs = [index.root / r.path for r in index.videos]
+    if cfg.teacher_weights and Path(cfg.teacher_weights).is_file():
+        inputs.append(Path(cfg.teacher_weights))
+    check_output_file(out, kind="fit-teacher checkpoint", accepts=is_teacher_checkpoint, inputs=inputs)
+    with OutputLock(out, "fit-teacher"):
+        return _fit(cfg, index, out)
+
+
+def _fit(cfg: FitConfig, index: DatasetIndex, out: Path) -> dict:
     t0 = time.perf_counter()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    index = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     if index.task != "classification":
-        raise ValueError(f"fit-teacher trains a classifier, but {index.name} is a {index.task} dataset")
+        raise UserError(f"fit-teacher trains a classifier, but {index.name} is a {index.task} dataset")
     device = resolve_device(cfg.device)
     teacher = build_teacher(cfg.teacher, cfg.teacher_weights, num_classes=len(index.classes), seed=cfg.seed)
     teacher.to(device)
-    root = Path(cfg.root)
-    with cf.ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        loaded = list(
-            tqdm(
-                pool.map(lambda r: _load(root, r, teacher), index.videos),
-                total=len(index.videos),
-                desc="decode",
-                unit="video",
-                disable=None,
-            )
-        )
-    split = {"train": ([], []), "test": ([], [])}
-    for record, frames in zip(index.videos, loaded, strict=True):
-        if frames is not None and record.split in split:
-            split[record.split][0].append(frames)
-            split[record.split][1].append(record.label)
-    (train_videos, train_labels), (test_videos, test_labels) = split["train"], split["test"]
-    if not train_videos:
-        raise ValueError(f"no decodable train videos in {index.name} split {index.split} under {root}")
+    workers = cfg.workers if cfg.workers is not None else len(os.sched_getaffinity(0))
+    splits = load_splits(index, teacher, device, workers)
+    train, test = splits["train"], splits["test"]
+    if not train.videos:
+        raise UserError(f"no decodable train videos in {index.name} split {index.split} under {index.root}")
+    mirror_map = np.asarray(index.mirror_map(), np.int64)
     logger.info(
-        "fitting %s on %d train videos, %d classes; %d test videos",
+        "fitting %s on %d train videos, %d classes (%d mirror pairs); %d test videos",
         cfg.teacher,
-        len(train_videos),
+        len(train.videos),
         len(index.classes),
-        len(test_videos),
+        int((mirror_map != np.arange(len(mirror_map))).sum()) // 2,
+        len(test.videos),
     )
 
-    span = (cfg.clip_len - 1) * cfg.frame_step + 1
-    steps_per_epoch = math.ceil(len(train_videos) * cfg.clips_per_video / cfg.batch_size)
+    steps = math.ceil(len(train.videos) * cfg.clips_per_video / cfg.batch_size)
     optimizer = torch.optim.AdamW(teacher.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+        optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15
     )
     history = []
     for epoch in range(cfg.epochs):
-        teacher.train()
-        picks = [
-            (v, clip_frames(int(s), len(train_videos[v]), cfg.clip_len, cfg.frame_step))
-            for v in range(len(train_videos))
-            for s in sample_starts(len(train_videos[v]), span, cfg.clips_per_video, rng)
-        ]
-        order = rng.permutation(len(picks))
-        flips = rng.random(len(picks)) < 0.5
-        total, bar = 0.0, tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None)
-        for step in bar:
-            rows = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            clips = _batch(train_videos, [picks[r] for r in rows], flips[rows]).to(device)
-            labels = torch.tensor([train_labels[picks[r][0]] for r in rows], device=device)
-            _, logits = teacher(clips)
-            loss = nnf.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            total += loss.item()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        accuracy = evaluate_clips(teacher, test_videos, test_labels, cfg, device) if test_videos else float("nan")
-        history.append({"epoch": epoch + 1, "train_loss": total / steps_per_epoch, "test_clip_accuracy": accuracy})
-        logger.info("epoch %d: train loss %.4f, test clip accuracy %.3f", epoch + 1, total / steps_per_epoch, accuracy)
+        desc = f"epoch {epoch + 1}/{cfg.epochs}"
+        loss = train_epoch(teacher, train, cfg, optimizer, scheduler, rng, mirror_map, device, desc)
+        accuracy = centre_clip_accuracy(teacher, test, cfg, device, mirror_map, mirrored=False)
+        history.append({"epoch": epoch + 1, "train_loss": loss, "test_clip_accuracy": accuracy})
+        logger.info("epoch %d: train loss %.4f, test clip accuracy %.3f", epoch + 1, loss, accuracy)
+    mirrored = centre_clip_accuracy(teacher, test, cfg, device, mirror_map, mirrored=True)
 
-    out = Path(cfg.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     teacher.eval().cpu()
     checkpoint = {
         "teacher": cfg.teacher,
@@ -199,25 +289,34 @@ def fit_teacher_model(cfg: FitConfig) -> dict:
         "classes": list(index.classes),
         "config": config_dict(cfg),
         "epoch": cfg.epochs,
+        "trained_on": {
+            "dataset": index.name,
+            "split": index.split,
+            "videos": [[r.path, fingerprint(index.root / r.path)] for r in train.records],
+        },
     }
     # Test metrics go to <out>.json, not into the checkpoint: adding a test video then leaves
     # the checkpoint byte-identical, so extract-teacher does not re-extract everything.
     save_atomic(checkpoint, out)
     h, w = teacher.preset.crop_size
-    cost = measure_cost(teacher, torch.zeros(1, 3, cfg.clip_len, h, w))
     metrics = {
         "teacher": cfg.teacher,
         "test_clip_accuracy": history[-1]["test_clip_accuracy"],
+        "test_clip_accuracy_mirrored": mirrored,
         "chance": 1 / len(index.classes),
         "epochs": cfg.epochs,
-        "train_videos": len(train_videos),
-        "test_videos": len(test_videos),
+        "train_videos": len(train.videos),
+        "test_videos": len(test.videos),
         "history": history,
-        "cost_per_clip": cost,
+        "cost_per_clip": measure_cost(teacher, torch.zeros(1, 3, cfg.clip_len, h, w)),
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
     logger.info(
-        "saved %s: test clip accuracy %.3f (chance %.3f)", out, metrics["test_clip_accuracy"], metrics["chance"]
+        "saved %s: test clip accuracy %.3f (mirrored clips with mirrored labels %.3f; chance %.3f)",
+        out,
+        metrics["test_clip_accuracy"],
+        mirrored,
+        metrics["chance"],
     )
     return metrics

@@ -4,7 +4,10 @@ A preset gives exactly the numbers torchvision's ``weights.transforms()``
 (``torchvision.transforms._presets.VideoClassification``) gives, but split in two so that
 extraction can do the per-frame work once per decoded video instead of once per clip:
 
-* :meth:`VideoPreset.frames`: resize, centre crop, scale to [0, 1], normalise, frame by frame;
+* :meth:`VideoPreset.frames`: resize, centre crop, scale to [0, 1], normalise, frame by frame,
+  itself two steps: :meth:`VideoPreset.geometry` (uint8 in, uint8 out, exactly as torchvision
+  resizes a uint8 video) and :meth:`VideoPreset.normalize`. Extraction runs both on the device,
+  in batches, so frames cross to an accelerator as uint8 (a quarter of float32's bytes);
 * gathering a clip's rows and moving time next to channels (what :meth:`VideoPreset.__call__`
   does in one go, for a single clip).
 """
@@ -44,11 +47,19 @@ class VideoPreset:
         Returns:
             ``(T, C, h, w)`` float32, normalised.
         """
+        return self.normalize(self.geometry(video))
+
+    def geometry(self, video: torch.Tensor) -> torch.Tensor:
+        """Resize and centre crop: ``(T, C, H, W)`` uint8 -> ``(T, C, h, w)`` uint8 (on any device)."""
         # antialias=False on purpose: it is what torchvision's video presets (and so the
-        # pretrained weights) use, see https://github.com/pytorch/vision/pull/7160.
+        # pretrained weights) use, see https://github.com/pytorch/vision/pull/7160. On uint8
+        # input torchvision rounds the resized frames back to uint8, as we do by keeping the dtype.
         x = F.resize(video, list(self.resize_size), interpolation=F.InterpolationMode.BILINEAR, antialias=False)
-        x = F.center_crop(x, list(self.crop_size))
-        x = F.convert_image_dtype(x, torch.float)
+        return F.center_crop(x, list(self.crop_size))
+
+    def normalize(self, frames: torch.Tensor) -> torch.Tensor:
+        """``(..., C, h, w)`` uint8 -> float32 in the model's normalised range."""
+        x = F.convert_image_dtype(frames, torch.float)
         return F.normalize(x, mean=list(self.mean), std=list(self.std))
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from pipeline.cache import CacheError, FeatureCache, VideoEntry, write_cache
 from pipeline.datasets import DatasetIndex
+from pipeline.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ def parse_shard(text: str) -> tuple[int, int]:
         return 0, 1
     match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
     if not match or not 0 <= int(match[1]) < int(match[2]):
-        raise ValueError(f"invalid shard {text!r}: use i/N with 0 <= i < N, e.g. 0/4")
+        raise UserError(f"invalid shard {text!r}: use i/N with 0 <= i < N, e.g. 0/4")
     return int(match[1]), int(match[2])
 
 
@@ -58,7 +59,7 @@ def find_shards(out: str | Path) -> list[Path]:
         if match:
             found.setdefault(int(match[2]), set()).add(int(match[1]))
     if not found:
-        raise FileNotFoundError(f"no shard files of {out} ({out.stem}.shardII-of-NN{out.suffix}) in {out.parent}")
+        raise UserError(f"no shard files of {out} ({out.stem}.shardII-of-NN{out.suffix}) in {out.parent}")
     if len(found) > 1:
         raise CacheError(
             f"shard files of {out} from runs with different shard counts: {sorted(found)}; remove the stale ones"
@@ -70,8 +71,11 @@ def find_shards(out: str | Path) -> list[Path]:
     return [shard_path(out, i, count) for i in range(count)]
 
 
-def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
+def merge_shards(shards: Sequence[str | Path], out: str | Path) -> tuple[int, int]:
     """Copy shard caches (shard i of N at position i) into one cache at ``out``, atomically.
+
+    Returns ``(videos, failed videos)`` of the merged cache, so the caller can apply the run's
+    failure threshold to the whole run.
 
     Video ``k`` of the dataset is video ``k // N`` of shard ``k % N`` (see :func:`select_shard`),
     so the merged rows are in the dataset's order, as a single-process run writes them.
@@ -91,7 +95,7 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
         ):
             raise CacheError(f"{cache.path} was extracted with other settings or data than {caches[0].path}")
     count = len(caches)
-    sizes = [len(c.videos["path"]) for c in caches]
+    sizes = [len(c.videos) for c in caches]
     if any(not sizes[i + 1] <= sizes[i] <= sizes[i + 1] + 1 for i in range(count - 1)):
         raise CacheError(f"shard sizes {sizes} do not come from one round-robin split of a dataset")
     total = sum(sizes)
@@ -103,15 +107,17 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> Path:
 
     config = {**first.config, "shard": ""}
     info = replace(first, config=config)
-    path = write_cache(
+    write_cache(
         out,
         info,
         entries(),
         num_clips=num_clips,
         image_shape=caches[0].image_shape,
         num_logits=caches[0].num_logits,
+        mirror=caches[0].has_mirror,
     )
     for cache in caches:
         cache.close()
-    logger.info("merged %d shards (%d videos, %d clips) into %s", count, total, num_clips, out)
-    return path
+    failed = sum(int((c.videos.status != "ok").sum()) for c in caches)
+    logger.info("merged %d shards (%d videos, %d failed, %d clips) into %s", count, total, failed, num_clips, out)
+    return total, failed

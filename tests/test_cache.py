@@ -1,3 +1,5 @@
+"""The feature cache format: round trips, byte-identical rewrites, the contract's attributes, refusals, mirrors."""
+
 import json
 from pathlib import Path
 
@@ -5,7 +7,16 @@ import h5py
 import numpy as np
 import pytest
 
-from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read_info, write_cache
+from pipeline.cache import (
+    ENTRY_COLUMNS,
+    VIDEO_COLUMNS,
+    CacheError,
+    CacheInfo,
+    FeatureCache,
+    VideoEntry,
+    read_info,
+    write_cache,
+)
 
 
 def make_info(**overrides) -> CacheInfo:
@@ -30,7 +41,9 @@ def make_info(**overrides) -> CacheInfo:
     return CacheInfo(**values)
 
 
-def make_entry(path: str, n: int, split: str = "train", label: int = 0, seed: int = 0, logits: int = 0) -> VideoEntry:
+def make_entry(
+    path: str, n: int, split: str = "train", label: int = 0, seed: int = 0, logits: int = 0, mirror: bool = False
+) -> VideoEntry:
     rng = np.random.default_rng(seed)
     return VideoEntry(
         path=path,
@@ -45,12 +58,16 @@ def make_entry(path: str, n: int, split: str = "train", label: int = 0, seed: in
         features=rng.normal(size=(n, 4)).astype(np.float32),
         images=rng.integers(0, 255, size=(n, 8, 8, 3), dtype=np.uint8),
         logits=rng.normal(size=(n, logits)).astype(np.float32) if logits else None,
+        features_mirror=rng.normal(size=(n, 4)).astype(np.float32) if mirror else None,
+        logits_mirror=rng.normal(size=(n, logits)).astype(np.float32) if mirror and logits else None,
     )
 
 
-def write(path: Path, entries: list[VideoEntry], logits: int = 0, **info) -> Path:
+def write(path: Path, entries: list[VideoEntry], logits: int = 0, mirror: bool = False, **info) -> Path:
     n = sum(len(e.frames) for e in entries if e.ok)
-    return write_cache(path, make_info(**info), entries, num_clips=n, image_shape=(8, 8, 3), num_logits=logits)
+    return write_cache(
+        path, make_info(**info), entries, num_clips=n, image_shape=(8, 8, 3), num_logits=logits, mirror=mirror
+    )
 
 
 def test_round_trip(tmp_path: Path) -> None:
@@ -63,8 +80,8 @@ def test_round_trip(tmp_path: Path) -> None:
     cache = FeatureCache(path)
     assert cache.info == make_info()
     assert len(cache) == 5
-    assert list(cache.videos["path"]) == ["a.avi", "b.avi", "c.avi"]
-    assert list(cache.videos["status"]) == ["ok", "failed: cannot open", "ok"]
+    assert list(cache.videos.path) == ["a.avi", "b.avi", "c.avi"]
+    assert list(cache.videos.status) == ["ok", "failed: cannot open", "ok"]
     assert list(cache.clip_video) == [0, 0, 2, 2, 2]
     assert list(cache.clip_frame) == [0, 10, 0, 10, 20]
     assert list(cache.clip_indices("test")) == [2, 3, 4]
@@ -143,3 +160,44 @@ def test_journal_entry_round_trip(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.features, entry.features)
     np.testing.assert_array_equal(back.logits, entry.logits)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_the_video_table_is_the_column_list() -> None:
+    contract = ["path", "label", "score", "split", "num_frames", "fps", "fingerprint", "status"]
+    assert list(VIDEO_COLUMNS) == [*contract, "first_clip", "num_clips"]
+    assert tuple(VIDEO_COLUMNS)[:8] == ENTRY_COLUMNS  # a journal entry carries the contract's columns
+
+
+def test_mirrored_outputs_round_trip(tmp_path: Path) -> None:
+    entries = [
+        make_entry("a.avi", 2, seed=1, logits=3, mirror=True),
+        make_entry("b.avi", 3, "test", seed=2, logits=3, mirror=True),
+    ]
+    info = dict(mirror_classes=(1, 0), horizon=4, teacher_gflops=1.25)
+    cache = FeatureCache(write(tmp_path / "m.h5", entries, logits=3, mirror=True, **info))
+    assert cache.has_mirror and cache.info.mirror_map().tolist() == [1, 0]
+    assert (cache.info.horizon, cache.info.teacher_gflops) == (4, 1.25)
+    rows, mirrored = np.array([4, 0, 1]), np.array([True, False, True])
+    want = [entries[1].features_mirror[2], entries[0].features[0], entries[0].features_mirror[1]]
+    np.testing.assert_array_equal(cache.features(rows, mirrored), np.stack(want))
+    np.testing.assert_array_equal(cache.features(rows, np.zeros(3, bool)), cache.features(rows))
+    np.testing.assert_array_equal(cache.logits(np.array([3]), np.array([True])), entries[1].logits_mirror[1:2])
+    assert cache.nbytes() == 5 * (8 * 8 * 3 + 2 * (4 * 4 + 4 * 3))
+    cache.load_into_memory()  # the same answers from memory
+    np.testing.assert_array_equal(cache.features(rows, mirrored), np.stack(want))
+    np.testing.assert_array_equal(cache.entry(1).features_mirror, entries[1].features_mirror)
+    plain = FeatureCache(write(tmp_path / "p.h5", [make_entry("a.avi", 2)]))
+    assert not plain.has_mirror and plain.info.mirror_map().tolist() == [0, 1]  # identity without a map
+    with pytest.raises(CacheError, match="holds no mirrored teacher outputs"):
+        plain.features(np.array([0]), np.array([True]))
+    with pytest.raises(ValueError, match="features_mirror missing"):
+        write(tmp_path / "bad.h5", [make_entry("a.avi", 2)], mirror=True)
+
+
+def test_older_writers_without_extension_attributes_still_read(tmp_path: Path) -> None:
+    path = write(tmp_path / "f.h5", [make_entry("a.avi", 1)])
+    with h5py.File(path, "a") as f:
+        for name in ("mirror_classes", "horizon", "teacher_gflops", "teacher_preset"):
+            del f.attrs[name]
+    info = FeatureCache(path).info
+    assert (info.mirror_classes, info.horizon, info.teacher_gflops, info.teacher_preset) == ((), 0, 0.0, {})

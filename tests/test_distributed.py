@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from test_extract import config, make_dataset
-from test_student import make_cache
+from helpers import extract_config as config
+from helpers import make_cache, make_dataset
 
 from pipeline.cache import FeatureCache
-from student_train.evaluate import evaluate_checkpoint, load_student
+from pipeline.errors import UserError
+from student_train.evaluate import evaluate_checkpoint
+from student_train.spec import load_student
 from teacher_extract.cli import extract_teacher, merge_cache
 from teacher_extract.extract import run_extraction
 from teacher_extract.shard import parse_shard, shard_path
@@ -48,6 +50,10 @@ def extract_args(root: Path, out: Path) -> list[str]:
         "4",
         "--precision",
         "fp32",
+        "--memory-format",
+        "contiguous",
+        "--workers",
+        "0",
         "--out",
         str(out),
     ]
@@ -57,7 +63,7 @@ def assert_same_cache(a: Path, b: Path) -> None:
     x, y = FeatureCache(a), FeatureCache(b)
     assert x.info == y.info
     for name in ("path", "label", "split", "fingerprint", "status", "num_clips"):
-        assert list(x.videos[name]) == list(y.videos[name]), name
+        assert list(getattr(x.videos, name)) == list(getattr(y.videos, name)), name
     rows = np.arange(len(x))
     np.testing.assert_array_equal(x.clip_frame, y.clip_frame)
     np.testing.assert_array_equal(x.images(rows), y.images(rows))
@@ -68,7 +74,7 @@ def assert_same_cache(a: Path, b: Path) -> None:
 def test_parse_shard() -> None:
     assert parse_shard("") == (0, 1) and parse_shard("2/4") == (2, 4)
     for bad in ("4/4", "1", "a/b", "-1/2"):
-        with pytest.raises(ValueError, match="i/N"):
+        with pytest.raises(UserError, match="i/N"):
             parse_shard(bad)
     assert shard_path("data/features.h5", 1, 4) == Path("data/features.shard01-of-04.h5")
 
@@ -76,13 +82,17 @@ def test_parse_shard() -> None:
 @pytest.mark.slow
 def test_sharded_extraction_equals_one_process(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "data", videos_per_class=3)  # 6 videos: shards of 3 and 3
+    # One corrupt video: 1 of 3 (over the threshold 0.2) in its shard, 1 of 6 (under it) in the whole run,
+    # which is what the threshold applies to.
+    sorted((root / "UCF-101").glob("*/*.avi"))[0].write_bytes(b"\x00" * 500)
+    threshold = ["--max-failed-fraction", "0.2"]
     single = tmp_path / "single.h5"
-    run_extraction(config(root, single, teacher_weights="random"))
+    assert run_extraction(config(root, single, teacher_weights="random", max_failed_fraction=0.2)).failed == 1
 
     # torchrun: two ranks extract their shards, rank 0 merges.
     merged = tmp_path / "ranks" / "features.h5"
-    log = torchrun("extract-teacher", *extract_args(root, merged), cwd=tmp_path)
-    assert "all 2 ranks: 6 videos (6 extracted, 0 skipped, 0 failed)" in log
+    log = torchrun("extract-teacher", *extract_args(root, merged), *threshold, cwd=tmp_path)
+    assert "all 2 ranks: 6 videos (5 extracted, 0 skipped, 1 failed)" in log
     assert shard_path(merged, 0, 2).is_file() and shard_path(merged, 1, 2).is_file()
     assert_same_cache(merged, single)
 
@@ -90,15 +100,15 @@ def test_sharded_extraction_equals_one_process(tmp_path: Path) -> None:
     jobs = tmp_path / "jobs" / "features.h5"
     runner = CliRunner()
     for i in range(2):
-        result = runner.invoke(extract_teacher, [*extract_args(root, jobs), "--shard", f"{i}/2"])
+        result = runner.invoke(extract_teacher, [*extract_args(root, jobs), *threshold, "--shard", f"{i}/2"])
         assert result.exit_code == 0, result.output
     assert not jobs.exists()
-    assert runner.invoke(merge_cache, ["--out", str(jobs)]).exit_code == 0
+    assert runner.invoke(merge_cache, ["--out", str(jobs), *threshold]).exit_code == 0
     assert_same_cache(jobs, single)
 
     # Each shard is incremental on its own: a rerun of shard 1 extracts nothing.
-    summary = run_extraction(config(root, jobs, teacher_weights="random", shard="1/2"))
-    assert (summary.extracted, summary.skipped) == (0, 3)
+    summary = run_extraction(config(root, jobs, teacher_weights="random", shard="1/2"), apply_threshold=False)
+    assert (summary.extracted, summary.skipped, summary.videos) == (0, 3, 3)
 
     # A merge with a shard missing is refused in one line.
     shard_path(jobs, 1, 2).unlink()

@@ -1,12 +1,12 @@
+"""Probing, decoding and writing real video files with PyAV; content fingerprints."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import frame_index_of, moving_square
-from hypothesis import given
-from hypothesis import strategies as st
+from helpers import frame_index_of, moving_square, truncated_avi
 
-from pipeline.video import VideoError, clip_windows, decode, parse_anchor_policy, probe, write_video
+from pipeline.video import VideoError, count_frames, decode, fingerprint, probe, write_video
 
 
 # mpeg4 is lossy (and chroma-subsampled on these sharp edges); H.264 at crf 0 is near lossless.
@@ -75,47 +75,21 @@ def test_truncated_file_raises_video_error(tmp_path: Path, video_file: Path) -> 
         decode(bad)
 
 
-def test_anchor_policies() -> None:
-    assert parse_anchor_policy("center") == ("center", 1)
-    assert parse_anchor_policy("uniform:8") == ("uniform", 8)
-    for bad in ("middle", "uniform", "uniform:0", "stride:x", "center:2"):
-        with pytest.raises(ValueError, match="anchor policy"):
-            parse_anchor_policy(bad)
-    assert [c.anchor for c in clip_windows(100, "center", 16)] == [50]
-    assert [c.anchor for c in clip_windows(60, "center", 16)] == [30]
-    assert [c.anchor for c in clip_windows(30, "center", 16)] == [14]  # shifted back to fit
-    assert [c.anchor for c in clip_windows(40, "stride:8", 16)] == [0, 8, 16, 24]
-    assert [c.anchor for c in clip_windows(100, "uniform:4", 16, 2)] == [8, 26, 43, 61]
-    clip = clip_windows(100, "center", 4, 3)[0]
-    assert clip.frames == (50, 53, 56, 59)
+def test_count_frames_reads_packets_not_the_header(tmp_path: Path) -> None:
+    path = truncated_avi(tmp_path / "cut.avi", moving_square(60, 32, 32), keep=24)
+    assert probe(path).num_frames == 60  # the header still claims the whole file
+    assert count_frames(path) == 24
+    video = decode(path)
+    assert video.num_frames == 24 and [frame_index_of(f) for f in video.frames] == list(range(24))
+    # a frame past the true end is the last frame that exists
+    assert frame_index_of(decode(path, [30]).frames[0]) == 23
 
 
-def test_short_video_repeats_last_frame() -> None:
-    (clip,) = clip_windows(10, "uniform:4", 16)
-    assert clip.anchor == 0
-    assert clip.frames == tuple(range(10)) + (9,) * 6
-
-
-@given(
-    num_frames=st.integers(1, 500),
-    clip_len=st.integers(1, 32),
-    frame_step=st.integers(1, 4),
-    policy=st.sampled_from(["center", "uniform:1", "uniform:3", "uniform:8", "stride:1", "stride:5"]),
-)
-def test_windows_properties(num_frames: int, clip_len: int, frame_step: int, policy: str) -> None:
-    clips = clip_windows(num_frames, policy, clip_len, frame_step)
-    span = (clip_len - 1) * frame_step + 1
-    assert clips, "every video yields at least one clip"
-    anchors = [c.anchor for c in clips]
-    assert anchors == sorted(set(anchors))
-    for clip in clips:
-        assert len(clip.frames) == clip_len
-        assert clip.frames[0] == clip.anchor
-        assert all(0 <= f < num_frames for f in clip.frames)
-        if num_frames >= span:  # the window fits: exact steps, no repeats
-            assert all(b - a == frame_step for a, b in zip(clip.frames, clip.frames[1:], strict=False))
-        else:
-            assert clip.anchor == 0
-    kind, k = parse_anchor_policy(policy)
-    if kind == "uniform":
-        assert len(clips) <= k
+def test_fingerprint_follows_content_not_path(tmp_path: Path, video_file: Path) -> None:
+    copy = tmp_path / "elsewhere" / "copy.avi"
+    copy.parent.mkdir()
+    copy.write_bytes(video_file.read_bytes())
+    assert fingerprint(copy) == fingerprint(video_file) and fingerprint(copy).startswith("blake2b:")
+    write_video(copy, moving_square(seed=1), fps=25)
+    assert fingerprint(copy) != fingerprint(video_file)
+    assert fingerprint(tmp_path / "absent.avi").startswith("unreadable:")
