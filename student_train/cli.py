@@ -1,8 +1,7 @@
-"""Console scripts of stage two: ``train-student``, ``evaluate-student``, ``predict``, ``export-student``."""
+"""Console script of stage two: ``train-student``. Thin: options -> config -> function."""
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -13,12 +12,9 @@ from pipeline.cli_utils import common_options, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
-from student_train import export as exporting
 from student_train import train as training
-from student_train.evaluate import evaluate_checkpoint, load_student
-from student_train.losses import HALLUCINATION_LOSSES, TASKS
+from student_train.losses import LOSSES, TASKS
 from student_train.models import student_names
-from student_train.predict import format_prediction, predict_video
 from student_train.train import TrainConfig, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -39,9 +35,9 @@ CONTEXT = {"max_content_width": 110}
     TrainConfig,
     "task",
     "auto (the cache's), classification, regression, or none (hallucination only: pre-training).",
-    type=click.Choice(["auto", *TASKS]),
+    type=click.Choice(["auto", *TASKS.names()]),
 )
-@_opt(TrainConfig, "loss", "Hallucination loss.", type=click.Choice(HALLUCINATION_LOSSES))
+@_opt(TrainConfig, "loss", "Hallucination loss.", type=click.Choice(LOSSES.names()))
 @_opt(
     TrainConfig,
     "lambda_weight",
@@ -60,6 +56,7 @@ CONTEXT = {"max_content_width": 110}
     type=int,
 )
 @_opt(TrainConfig, "eval_split", "Split evaluated after each epoch and at the end.", type=click.Choice(["test", "val"]))
+@_opt(TrainConfig, "eval_every", "Evaluate every N epochs for the training curves (and after the last).", type=int)
 @_opt(TrainConfig, "workers", "DataLoader worker processes (0: load in the main process).", type=int)
 @_opt(
     TrainConfig,
@@ -82,9 +79,14 @@ CONTEXT = {"max_content_width": 110}
     "init",
     "Start from a train-student checkpoint (backbone + hallucination head), e.g. a --task none run.",
 )
+@click.option(
+    "--arm",
+    default=None,
+    help="Apply the overrides of this arm from the params section's 'arms' (e.g. baseline: lambda 0).",
+)
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pt (bit-exact on CPU).")
 @common_options
-def train_student(params: Path | None, verbose: bool, resume: bool, **options) -> None:
+def train_student(params: Path | None, verbose: bool, arm: str | None, resume: bool, **options) -> None:
     """Train a 2D-CNN student from a feature cache alone: task loss + lambda x hallucination loss.
 
     The student sees one stored frame and learns its task while hallucinating the teacher's
@@ -92,73 +94,10 @@ def train_student(params: Path | None, verbose: bool, resume: bool, **options) -
     """
     setup_logging(verbose)
     with user_errors(verbose):
-        cfg = load_config(TrainConfig, read_params(params, "train_student"), **options)
+        section = training.apply_arm(read_params(params, "train_student"), arm)
+        cfg = load_config(TrainConfig, section, **options)
         try:
             training.train_student(cfg, resume=resume)
         except TrainingInterrupted as err:
             logger.warning("%s", err)
             sys.exit(130)
-
-
-@click.command(context_settings=CONTEXT)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--cache", required=True, type=click.Path(dir_okay=False), help="Feature cache to evaluate on.")
-@click.option("--split", default="test", show_default=True, help="Split of the cache to evaluate.")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for metrics.json and plots/ (optional).")
-@click.option("--batch-size", default=64, show_default=True, type=int, help="Frames per batch.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-def evaluate_student(checkpoint: str, cache: str, split: str, out: str | None, batch_size: int, device: str, verbose):
-    """Evaluate a trained student (CHECKPOINT: a run's checkpoint.pt) on a cache's split.
-
-    Prints clip- and video-level top-1/top-5 (or Spearman, Pearson, MAE for scores), the
-    hallucination fidelity (cosine, R^2 against the cached teacher features) and the teacher's
-    own accuracy from its cached logits, as JSON.
-    """
-    setup_logging(verbose)
-    with user_errors(verbose):
-        metrics = evaluate_checkpoint(checkpoint, cache, split=split, out=out, batch_size=batch_size, device=device)
-        metrics.pop("confusion", None)
-        click.echo(json.dumps(metrics, indent=2, sort_keys=True))
-
-
-@click.command(context_settings=CONTEXT)
-@click.argument("videos", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="A train-student checkpoint.pt.")
-@click.option("--frames", default=8, show_default=True, type=int, help="Frames per video (spread evenly); averaged.")
-@click.option("--top-k", default=5, show_default=True, type=int, help="Classes to show.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per video (JSON lines) instead of text.")
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-def predict(videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, as_json: bool, verbose: bool) -> None:
-    """Predict the class (or score) of each VIDEO with a trained student: no teacher, no cache."""
-    setup_logging(verbose)
-    with user_errors(verbose):
-        model, spec, _ = load_student(checkpoint)
-        for path in videos:
-            result = predict_video(model, spec, path, frames=frames, top_k=top_k)
-            click.echo(json.dumps(result) if as_json else format_prediction(result))
-
-
-@click.command(context_settings=CONTEXT)
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the exported files.")
-@click.option(
-    "--format",
-    "formats",
-    multiple=True,
-    type=click.Choice(exporting.FORMATS),
-    help="Formats to write (repeatable) [default: torchscript, and onnx when the onnx package is installed].",
-)
-@click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-def export_student(checkpoint: str, out: str, formats: tuple[str, ...], verbose: bool) -> None:
-    """Export a trained student (CHECKPOINT) to TorchScript and ONNX, each checked against the model.
-
-    The exported graph takes RGB frames (B, 3, crop, crop) in [0, 1] and returns (task outputs,
-    hallucinated features); student.json beside it holds the classes, crop and score scale.
-    """
-    setup_logging(verbose)
-    with user_errors(verbose):
-        model, spec, _ = load_student(checkpoint)
-        written = exporting.export_student(model, spec, out, formats or exporting.FORMATS)
-        for fmt, path in written.items():
-            click.echo(f"{fmt}: {path}")

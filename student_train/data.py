@@ -1,48 +1,71 @@
 """Batches for the student, read from the feature cache alone.
 
-Batches are fetched whole (one sorted fancy-index read per array per batch, not one read per
-sample), from memory when the cache fits or from HDF5 otherwise; the h5py handle is opened
-lazily in each DataLoader worker. Order and augmentation depend only on ``(seed, epoch, step)``,
-so a run resumed mid-epoch sees exactly the batches an uninterrupted run would have.
+A batch is fetched whole (one slice read per run of consecutive rows, see
+:meth:`pipeline.cache.FeatureCache._read`), from memory when the cache fits or from HDF5
+otherwise; the h5py handle is opened lazily in each DataLoader worker. Frames stay uint8 until
+they are on the device, where :class:`student_train.presets.FramePreset` crops and mirrors them;
+:class:`DevicePrefetcher` fetches the next batch while the current step runs.
 
-Augmentation (train only): a random ``crop`` square of the stored frame and a horizontal flip.
-The target stays what the teacher computed on the unaugmented clip, as in the reference code.
+Order and augmentation depend only on ``(seed, epoch, step)``, so a run resumed mid-epoch sees
+exactly the batches an uninterrupted run would have.
+
+Mirroring is consistent: a mirrored frame gets the teacher's features *of the mirrored clip*
+(``extract-teacher --mirror``) and its label mapped through the dataset's mirror map (MoveLeft
+mirrored is MoveRight). None of the reference implementations does this; without mirrored
+targets, training that uses the targets does not mirror at all (see ``train-student``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import queue
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.cache import FeatureCache
+from student_train.presets import FramePreset, Views
 
 
 @dataclass
 class Batch:
-    """One training or evaluation batch.
+    """One training or evaluation batch, on the host (pinned) or the device.
 
     Attributes:
-        images: ``(B, 3, crop, crop)`` float32 in [0, 1].
-        features: ``(B, D)`` float32 teacher features.
-        labels: ``(B,)`` int64 (-1 when none).
+        images: ``(B, H, W, 3)`` uint8 stored frames, not yet cropped.
+        tops, lefts: ``(B,)`` int64 crop corners; mirrored: ``(B,)`` bool.
+        features: ``(B, D)`` float32 teacher features (of the mirrored clip where ``mirrored``).
+        labels: ``(B,)`` int64 (-1 when none; mirrored through the mirror map where ``mirrored``).
         scores: ``(B,)`` float32 (NaN when none).
         rows: ``(B,)`` int64 clip rows in the cache.
         logits: ``(B, C)`` teacher logits, or an empty ``(B, 0)`` tensor.
     """
 
     images: torch.Tensor
+    tops: torch.Tensor
+    lefts: torch.Tensor
+    mirrored: torch.Tensor
     features: torch.Tensor
     labels: torch.Tensor
     scores: torch.Tensor
     rows: torch.Tensor
     logits: torch.Tensor
 
+    def _map(self, fn) -> Batch:
+        return Batch(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
+
     def pin_memory(self) -> Batch:
-        return Batch(**{k: v.pin_memory() for k, v in self.__dict__.items()})
+        return self._map(lambda t: t.pin_memory())
+
+    def to(self, device: torch.device) -> Batch:
+        return self._map(lambda t: t.to(device, non_blocking=True))
+
+    @property
+    def views(self) -> Views:
+        return Views(self.tops, self.lefts, self.mirrored)
 
 
 def batch_seed(seed: int, epoch: int, step: int, rank: int = 0) -> int:
@@ -58,35 +81,31 @@ def epoch_order(rows: np.ndarray, seed: int, epoch: int, shuffle: bool) -> np.nd
     return rows[np.random.default_rng([seed, epoch]).permutation(len(rows))]
 
 
-def crop_flip(images: np.ndarray, crop: int, rng: np.random.Generator | None) -> np.ndarray:
-    """Crop ``(B, H, W, 3)`` frames to ``(B, crop, crop, 3)``: random crop + flip with ``rng``, centre without."""
-    b, h, w, _ = images.shape
-    if crop > min(h, w):
-        raise ValueError(f"crop size {crop} is larger than the cached frames ({h}x{w})")
-    if rng is None:
-        top, left = (h - crop) // 2, (w - crop) // 2
-        return images[:, top : top + crop, left : left + crop]
-    tops = rng.integers(0, h - crop + 1, size=b)
-    lefts = rng.integers(0, w - crop + 1, size=b)
-    flips = rng.random(b) < 0.5
-    out = np.empty((b, crop, crop, 3), np.uint8)
-    for i in range(b):
-        patch = images[i, tops[i] : tops[i] + crop, lefts[i] : lefts[i] + crop]
-        out[i] = patch[:, ::-1] if flips[i] else patch
-    return out
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
-
-
 class CacheBatches(Dataset):
-    """Map-style dataset whose items are whole batches: ``dataset[(step, rows)] -> Batch``."""
+    """Map-style dataset whose items are whole batches: ``dataset[(step, rows)] -> Batch``.
 
-    def __init__(self, cache: FeatureCache, crop: int, *, augment: bool, seed: int, epoch: int = 0, rank: int = 0):
-        self.cache, self.crop, self.augment, self.seed, self.epoch = cache, crop, augment, seed, epoch
-        self.rank = rank
+    Args:
+        cache: the feature cache.
+        preset: the student's frame preset (draws the crops and mirror decisions).
+        augment: random crops (and mirroring when ``mirror``); centre crops otherwise.
+        mirror: mirror half of the frames, with mirrored targets and labels.
+        seed, epoch, rank: what the batch's augmentation is seeded with.
+    """
+
+    def __init__(
+        self,
+        cache: FeatureCache,
+        preset: FramePreset,
+        *,
+        augment: bool,
+        mirror: bool,
+        seed: int,
+        epoch: int = 0,
+        rank: int = 0,
+    ):
+        self.cache, self.preset, self.augment, self.mirror = cache, preset, augment, mirror
+        self.seed, self.epoch, self.rank = seed, epoch, rank
+        self.mirror_map = cache.info.mirror_map()
 
     def __len__(self) -> int:  # pragma: no cover - indexed through the sampler only
         return len(self.cache)
@@ -94,14 +113,25 @@ class CacheBatches(Dataset):
     def __getitem__(self, item: tuple[int, np.ndarray]) -> Batch:
         step, rows = item
         rng = np.random.default_rng(batch_seed(self.seed, self.epoch, step, self.rank)) if self.augment else None
-        images = crop_flip(self.cache.images(rows), self.crop, rng)
-        logits = self.cache.logits(rows)
+        h, w = self.cache.image_shape[:2]
+        views = self.preset.views(len(rows), h, w, rng, mirror=self.mirror)
+        mirrored = views.mirrored if views.mirrored.any() else None
+        labels = self.cache.clip_label[rows]
+        if mirrored is not None and len(self.mirror_map):
+            labels = np.where(views.mirrored & (labels >= 0), self.mirror_map[np.maximum(labels, 0)], labels)
+        # Targets of a mirrored frame are the mirrored clip's; without them (lambda 0 runs on a
+        # cache extracted without --mirror) the plain ones stand in, unused by the loss.
+        targets = mirrored if self.cache.has_mirror else None
+        logits = self.cache.logits(rows, targets)
         return Batch(
-            images=to_tensor(images),
-            features=torch.from_numpy(self.cache.features(rows)),
-            labels=torch.from_numpy(self.cache.clip_label[rows]),
+            images=torch.from_numpy(self.cache.images(rows)),
+            tops=torch.from_numpy(np.asarray(views.tops, np.int64)),
+            lefts=torch.from_numpy(np.asarray(views.lefts, np.int64)),
+            mirrored=torch.from_numpy(np.asarray(views.mirrored, bool)),
+            features=torch.from_numpy(self.cache.features(rows, targets)),
+            labels=torch.from_numpy(np.asarray(labels, np.int64)),
             scores=torch.from_numpy(self.cache.clip_score[rows]),
-            rows=torch.from_numpy(rows),
+            rows=torch.from_numpy(np.asarray(rows, np.int64)),
             logits=torch.from_numpy(logits) if logits is not None else torch.zeros(len(rows), 0),
         )
 
@@ -133,11 +163,12 @@ def steps_per_epoch(num_rows: int, batch_size: int, drop_last: bool = True) -> i
 def make_loader(
     cache: FeatureCache,
     rows: np.ndarray,
+    preset: FramePreset,
     *,
     batch_size: int,
-    crop: int,
     train: bool,
     seed: int,
+    mirror: bool = False,
     epoch: int = 0,
     start_step: int = 0,
     workers: int = 0,
@@ -156,7 +187,7 @@ def make_loader(
     if world_size > 1:
         order = order[: len(order) - len(order) % world_size][rank::world_size]
     sampler = BatchOrder(order, batch_size, drop_last=train, start=start_step)
-    dataset = CacheBatches(cache, crop, augment=train, seed=seed, epoch=epoch, rank=rank)
+    dataset = CacheBatches(cache, preset, augment=train, mirror=mirror and train, seed=seed, epoch=epoch, rank=rank)
     return DataLoader(
         dataset,
         batch_size=None,
@@ -166,3 +197,64 @@ def make_loader(
         pin_memory=pin_memory,
         prefetch_factor=4 if workers else None,
     )
+
+
+class DevicePrefetcher:
+    """Iterate batches already on ``device``, the next one fetched and copied while the current step runs.
+
+    A background thread pulls batches from the loader (on the CPU that is the HDF5 or memory
+    read itself; with loader workers, the hand-over from them) and starts their non-blocking copy
+    to the device on a side stream; the consumer's stream waits for that copy only when it uses
+    the batch. ``depth`` batches are kept ready.
+    """
+
+    _END = object()
+
+    def __init__(self, loader: Iterable[Batch], device: torch.device, depth: int = 2):
+        self.loader, self.device, self.depth = loader, device, depth
+        self.stream = torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def _copy(self, batch: Batch) -> tuple[Batch, torch.cuda.Event | None]:
+        if self.stream is None:
+            return batch, None
+        with torch.cuda.stream(self.stream):
+            moved = batch.to(self.device)
+            event = torch.cuda.Event()
+            event.record(self.stream)
+        return moved, event
+
+    def __iter__(self) -> Iterator[Batch]:
+        ready: queue.Queue = queue.Queue(maxsize=self.depth)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for batch in self.loader:
+                    if stop.is_set():
+                        return
+                    ready.put(self._copy(batch))
+                ready.put((self._END, None))
+            except BaseException as err:  # handed to the consumer, which re-raises it
+                ready.put((err, None))
+
+        thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+        thread.start()
+        try:
+            while True:
+                batch, event = ready.get()
+                if batch is self._END:
+                    return
+                if isinstance(batch, BaseException):
+                    raise batch
+                if event is not None:
+                    torch.cuda.current_stream(self.device).wait_event(event)
+                    for f in fields(batch):
+                        getattr(batch, f.name).record_stream(torch.cuda.current_stream(self.device))
+                yield batch
+        finally:
+            stop.set()
+            while thread.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    ready.get_nowait()
+                except queue.Empty:
+                    thread.join(0.01)

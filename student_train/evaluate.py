@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,42 +18,17 @@ import torch
 
 from pipeline.cache import FeatureCache
 from pipeline.device import autocast, resolve_device, resolve_precision
+from pipeline.errors import UserError
+from pipeline.metric_schema import HEADLINE
 from student_train import metrics as M
 from student_train import plots
 from student_train.data import make_loader
-from student_train.losses import to_teacher_space
-from student_train.models import HalluciNet, build_student
+from student_train.losses import LOSSES
+from student_train.models import HalluciNet
+from student_train.presets import FramePreset
+from student_train.spec import StudentSpec, load_student
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StudentSpec:
-    """What a checkpoint must carry to rebuild and use its student without the cache.
-
-    ``score_mean``/``score_std`` undo the standardising of regression targets;
-    ``feature_mean``/``feature_std`` are the cache's statistics (the ``mse`` loss works in
-    that standardised space).
-    """
-
-    student: str
-    task: str
-    loss: str
-    num_outputs: int
-    teacher_dim: int
-    relu: bool
-    classes: tuple[str, ...]
-    image_size: int
-    crop_size: int
-    score_mean: float = 0.0
-    score_std: float = 1.0
-    feature_mean: tuple[float, ...] = ()
-    feature_std: tuple[float, ...] = ()
-
-    def stats(self) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if not self.feature_mean:
-            return None, None
-        return torch.tensor(self.feature_mean), torch.tensor(self.feature_std)
 
 
 @torch.inference_mode()
@@ -62,20 +36,21 @@ def run_model(
     model: HalluciNet,
     cache: FeatureCache,
     rows: np.ndarray,
+    preset: FramePreset,
     *,
-    crop: int,
     batch_size: int,
     device: torch.device,
     precision: str,
     workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Task outputs ``(N, C)`` and hallucinated features ``(N, D)`` for clip ``rows`` (centre crop, no flip)."""
+    """Task outputs ``(N, C)`` and hallucinated features ``(N, D)`` for clip ``rows`` (centre crop, no mirror)."""
     model.eval()
     outputs, hallucinated = [], []
-    loader = make_loader(cache, rows, batch_size=batch_size, crop=crop, train=False, seed=0, workers=workers)
+    loader = make_loader(cache, rows, preset, batch_size=batch_size, train=False, seed=0, workers=workers)
     for batch in loader:
+        images = preset.apply(batch.images.to(device), batch.views)
         with autocast(device, precision):
-            out, h = model(batch.images.to(device))
+            out, h = model(images)
         outputs.append(out.float().cpu().numpy())
         hallucinated.append(h.float().cpu().numpy())
     if not outputs:
@@ -93,7 +68,7 @@ def compute_metrics(
         labels = cache.clip_label[rows]
         probs = M.softmax(outputs)
         ids, video_probs = M.video_mean(probs, video)
-        video_labels = cache.videos["label"][ids]
+        video_labels = cache.videos.label[ids]
         confusion = M.confusion_matrix(video_probs.argmax(1), video_labels, len(spec.classes))
         result.update(
             clip_top1=M.topk_accuracy(outputs, labels, 1),
@@ -107,7 +82,7 @@ def compute_metrics(
     elif spec.task == "regression":
         pred = outputs[:, 0] * spec.score_std + spec.score_mean
         ids, video_pred = M.video_mean(pred, video)
-        truth = cache.videos["score"][ids]
+        truth = cache.videos.score[ids]
         result.update(
             spearman=M.spearman(video_pred, truth),
             pearson=M.pearson(video_pred, truth),
@@ -115,9 +90,16 @@ def compute_metrics(
             clip_spearman=M.spearman(pred, cache.clip_score[rows]),
         )
     mean, std = spec.stats()
-    teacher_space = to_teacher_space(torch.from_numpy(hallucinated), spec.loss, mean, std).numpy()
-    fid = M.fidelity(teacher_space, cache.features(rows))
+    teacher_space = LOSSES.get(spec.loss)().to_teacher_space(torch.from_numpy(hallucinated), mean, std).numpy()
+    targets = cache.features(rows)
+    reference = np.asarray(spec.feature_mean) if spec.feature_mean else None
+    fid = M.fidelity(teacher_space, targets, reference)
+    # The predictor that always outputs the train-set mean: the floor a student must clear to
+    # predict anything beyond the average (its R² is 0 by construction; its cosine is not).
+    floor = M.fidelity(np.broadcast_to(reference, targets.shape), targets, reference) if reference is not None else {}
     result.update(fidelity_cosine=fid["cosine"], fidelity_r2=fid["r2"])
+    if floor:
+        result.update(mean_feature_cosine=floor["cosine"], mean_feature_r2=floor["r2"])
     result.update(_teacher_accuracy(cache, rows, spec))
     return {k: _num(v) if isinstance(v, float) else v for k, v in result.items()}
 
@@ -130,7 +112,7 @@ def _teacher_accuracy(cache: FeatureCache, rows: np.ndarray, spec: StudentSpec) 
     ids, video_probs = M.video_mean(M.softmax(logits), cache.clip_video[rows])
     return {
         "teacher_clip_top1": M.topk_accuracy(logits, cache.clip_label[rows], 1),
-        "teacher_video_top1": M.topk_accuracy(video_probs, cache.videos["label"][ids], 1),
+        "teacher_video_top1": M.topk_accuracy(video_probs, cache.videos.label[ids], 1),
     }
 
 
@@ -165,26 +147,41 @@ def write_outputs(
 
 def summary_line(metrics: dict[str, Any]) -> str:
     """One log line with the headline figures."""
-    keys = ("video_top1", "clip_top1", "spearman", "mae", "fidelity_cosine", "fidelity_r2", "teacher_video_top1")
+    keys = (*HEADLINE.values(), "clip_top1", "mae", "fidelity_cosine", "fidelity_r2", "teacher_video_top1")
     parts = [f"{k} {metrics[k]:.3f}" for k in keys if isinstance(metrics.get(k), float)]
     return ", ".join(parts)
 
 
-def load_student(path: str | Path) -> tuple[HalluciNet, StudentSpec, dict[str, Any]]:
-    """A trained student from its checkpoint, in eval mode on the CPU, with its spec and the checkpoint."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"student checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(ckpt, dict) or "spec" not in ckpt:
-        raise ValueError(f"{path} is not a train-student checkpoint")
-    spec_values = dict(ckpt["spec"])
-    for key in ("classes", "feature_mean", "feature_std"):
-        spec_values[key] = tuple(spec_values[key])
-    spec = StudentSpec(**spec_values)
-    model = build_student(spec.student, num_outputs=spec.num_outputs, teacher_dim=spec.teacher_dim, relu=spec.relu)
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval(), spec, ckpt
+def check_compatible(ckpt: dict[str, Any], spec: StudentSpec, cache: FeatureCache, *, other_teacher: bool) -> None:
+    """Refuse a cache the student cannot be scored on, and one made by another teacher unless asked.
+
+    A cache of another teacher (or another preprocessing of the same one: the config key differs)
+    has other target features: hallucination fidelity against them means nothing (an R² of
+    -13,000 looks like a broken student). ``other_teacher`` turns that refusal into a warning,
+    for deliberate cross-teacher evaluations.
+    """
+    path = cache.path
+    if spec.task != "none" and cache.info.task != spec.task:
+        raise UserError(f"{path} holds a {cache.info.task} dataset; the student was trained for {spec.task}")
+    if spec.task == "classification" and tuple(cache.info.classes) != spec.classes:
+        raise UserError(f"{path} has other classes than the student was trained on")
+    if cache.info.feature_dim != spec.teacher_dim:
+        raise UserError(
+            f"{path} holds {cache.info.feature_dim}-d teacher features; "
+            f"the student hallucinates {spec.teacher_dim}-d ones"
+        )
+    trained = ckpt.get("cache") or {}
+    mine = (trained.get("teacher"), trained.get("teacher_weights"), trained.get("config_key"))
+    theirs = (cache.info.teacher, cache.info.teacher_weights, cache.info.config_key)
+    if trained and mine != theirs:
+        message = (
+            f"{path} was made by teacher {theirs[0]} ({theirs[1]}, config {theirs[2][:12]}), but the student "
+            f"learnt from {mine[0]} ({mine[1]}, config {str(mine[2])[:12]}): its fidelity figures would compare "
+            "it with features it never saw"
+        )
+        if not other_teacher:
+            raise UserError(message + "; pass --other-teacher to evaluate anyway")
+        logger.warning("%s", message)
 
 
 def evaluate_checkpoint(
@@ -195,35 +192,28 @@ def evaluate_checkpoint(
     out: str | Path | None = None,
     batch_size: int = 64,
     device: str = "auto",
+    other_teacher: bool = False,
 ) -> dict[str, Any]:
     """``evaluate-student``: metrics of a trained student on a split of a cache (same teacher and classes).
 
     Writes ``metrics.json`` (and ``plots/confusion.png``) under ``out`` when given.
     """
-    model, spec, _ = load_student(checkpoint)
+    model, spec, ckpt = load_student(checkpoint)
     cache = FeatureCache(cache_path)
-    if spec.task != "none" and cache.info.task != spec.task:
-        raise ValueError(f"{cache_path} holds a {cache.info.task} dataset; the student was trained for {spec.task}")
-    if spec.task == "classification" and tuple(cache.info.classes) != spec.classes:
-        raise ValueError(f"{cache_path} has other classes than the student was trained on")
-    if cache.info.feature_dim != spec.teacher_dim:
-        raise ValueError(
-            f"{cache_path} holds {cache.info.feature_dim}-d teacher features; "
-            f"the student hallucinates {spec.teacher_dim}-d ones"
-        )
+    check_compatible(ckpt, spec, cache, other_teacher=other_teacher)
     rows = cache.clip_indices(split)
     if not len(rows):
-        raise ValueError(f"{cache_path} has no clips in split {split!r}")
+        raise UserError(f"{cache_path} has no clips in split {split!r}")
     dev = resolve_device(device)
     model.to(dev)
     outputs, hallucinated = run_model(
         model,
         cache,
         rows,
-        crop=spec.crop_size,
+        spec.preset(),
         batch_size=batch_size,
         device=dev,
-        precision=resolve_precision("auto", dev, cpu_bf16=False),
+        precision=resolve_precision("auto", dev),
     )
     metrics = {
         "split": split,

@@ -1,6 +1,9 @@
 """Task loss + lambda x hallucination loss, returned in parts so training can log each.
 
-Hallucination losses (``kind``), all averaged over the batch and the teacher's feature dims:
+Both families are registries, built by name: tasks (:data:`TASKS`) and hallucination losses
+(:data:`LOSSES`), each entry saying everything the rest of stage two needs about it.
+
+Hallucination losses, all averaged over the batch and the teacher's feature dims:
 
 - ``mse_sigmoid``: ``MSE(sigmoid(h), sigmoid(t))``, the reference recipe (default lambda 50).
   The sigmoid bounds both sides, so a few very large teacher activations cannot dominate.
@@ -14,13 +17,60 @@ hallucination term is reported but not added). ``task = "none"`` trains the hall
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-TASKS = ("classification", "regression", "none")
-HALLUCINATION_LOSSES = ("mse_sigmoid", "mse", "cosine")
+from pipeline.errors import UserError
+from pipeline.registry import Registry
+
+Stats = tuple[torch.Tensor | None, torch.Tensor | None]
+
+
+@dataclass(frozen=True)
+class HallucinationLoss:
+    """One hallucination loss.
+
+    Attributes:
+        fn: ``(hallucinated (B, D), teacher (B, D), mean (D,) | None, std (D,) | None) -> scalar``.
+        nonnegative: its predictions live in the teacher's (post-ReLU) space, so the head ends
+            with a ReLU, as the reference code's; ``False`` for standardised targets.
+        standardised: predictions are in the cache's standardised feature space.
+    """
+
+    fn: Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None], torch.Tensor]
+    nonnegative: bool = True
+    standardised: bool = False
+
+    def to_teacher_space(self, hallucinated: torch.Tensor, mean: torch.Tensor | None, std: torch.Tensor | None):
+        """Map the head's output ``(B, D)`` to the teacher's feature space (undo standardising)."""
+        return hallucinated * std.clamp_min(1e-6) + mean if self.standardised else hallucinated
+
+
+LOSSES: Registry[Callable[[], HallucinationLoss]] = Registry("hallucination loss")
+
+
+@LOSSES.register("mse_sigmoid")
+def mse_sigmoid() -> HallucinationLoss:
+    return HallucinationLoss(lambda h, t, mean, std: F.mse_loss(torch.sigmoid(h), torch.sigmoid(t)))
+
+
+def _standardised_mse(h, t, mean, std):
+    if mean is None or std is None:
+        raise UserError("the 'mse' hallucination loss needs the cache's feature mean and std")
+    return F.mse_loss(h, (t - mean) / std.clamp_min(1e-6))
+
+
+@LOSSES.register("mse")
+def mse() -> HallucinationLoss:
+    return HallucinationLoss(_standardised_mse, nonnegative=False, standardised=True)
+
+
+@LOSSES.register("cosine")
+def cosine() -> HallucinationLoss:
+    return HallucinationLoss(lambda h, t, mean, std: (1 - F.cosine_similarity(h, t, dim=1, eps=1e-8)).mean())
 
 
 def hallucination_loss(
@@ -30,39 +80,43 @@ def hallucination_loss(
     mean: torch.Tensor | None = None,
     std: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Scalar loss between hallucinated ``(B, D)`` and teacher ``(B, D)`` features.
-
-    ``mean``/``std`` ``(D,)`` are the cache's train statistics, needed by ``mse`` only.
-    """
-    if kind == "mse_sigmoid":
-        return F.mse_loss(torch.sigmoid(hallucinated), torch.sigmoid(target))
-    if kind == "mse":
-        if mean is None or std is None:
-            raise ValueError("the 'mse' hallucination loss needs the cache's feature mean and std")
-        return F.mse_loss(hallucinated, (target - mean) / std.clamp_min(1e-6))
-    if kind == "cosine":
-        return (1 - F.cosine_similarity(hallucinated, target, dim=1, eps=1e-8)).mean()
-    raise ValueError(f"unknown hallucination loss {kind!r}; valid names: {', '.join(HALLUCINATION_LOSSES)}")
+    """Scalar loss ``kind`` between hallucinated ``(B, D)`` and teacher ``(B, D)`` features."""
+    return LOSSES.get(kind)().fn(hallucinated, target, mean, std)
 
 
-def to_teacher_space(
-    hallucinated: torch.Tensor, kind: str, mean: torch.Tensor | None, std: torch.Tensor | None
-) -> torch.Tensor:
-    """Map the hallucination head's output to the teacher's feature space (undo ``mse``'s standardising)."""
-    if kind == "mse":
-        return hallucinated * std.clamp_min(1e-6) + mean
-    return hallucinated
+@dataclass(frozen=True)
+class Task:
+    """A task head and its loss: ``num_outputs`` wide, ``fn(outputs (B, C), target (B,)) -> scalar``."""
+
+    num_outputs: int
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def task_loss(outputs: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
-    """Cross-entropy on labels ``(B,)`` int64, or MSE on standardised scores ``(B,)`` float."""
-    if task == "classification":
-        return F.cross_entropy(outputs, target)
-    if task == "regression":
-        return F.mse_loss(outputs[:, 0], target)
-    if task == "none":
-        return outputs.new_zeros(())
-    raise ValueError(f"unknown task {task!r}; valid names: {', '.join(TASKS)}")
+#: name -> ``num_classes -> Task``.
+TASKS: Registry[Callable[[int], Task]] = Registry("task")
+
+
+@TASKS.register("classification")
+def classification(num_classes: int) -> Task:
+    """Cross-entropy on labels ``(B,)`` int64."""
+    return Task(num_classes, F.cross_entropy)
+
+
+@TASKS.register("regression")
+def regression(num_classes: int) -> Task:
+    """MSE on standardised scores ``(B,)`` float (one output)."""
+    return Task(1, lambda outputs, target: F.mse_loss(outputs[:, 0], target))
+
+
+@TASKS.register("none")
+def none(num_classes: int) -> Task:
+    """No task head: hallucination-only pre-training."""
+    return Task(0, lambda outputs, target: outputs.new_zeros(()))
+
+
+def task_loss(outputs: torch.Tensor, target: torch.Tensor, task: str, num_classes: int = 0) -> torch.Tensor:
+    """The task's loss of ``outputs`` ``(B, C)`` against ``target`` ``(B,)``."""
+    return TASKS.get(task)(num_classes).fn(outputs, target)
 
 
 @dataclass(frozen=True)
@@ -76,8 +130,8 @@ class HalluciNetLoss:
     """``total = task + lambda_weight * hallucination`` (``task = none``: ``lambda_weight * hallucination``).
 
     Args:
-        task: ``classification``, ``regression`` or ``none``.
-        kind: hallucination loss name.
+        task: a :data:`TASKS` name.
+        kind: a :data:`LOSSES` name.
         lambda_weight: weight of the hallucination term.
         mean, std: ``(D,)`` cache statistics (for ``mse``).
     """
@@ -90,14 +144,12 @@ class HalluciNetLoss:
         mean: torch.Tensor | None = None,
         std: torch.Tensor | None = None,
     ):
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; valid names: {', '.join(TASKS)}")
-        if kind not in HALLUCINATION_LOSSES:
-            raise ValueError(f"unknown hallucination loss {kind!r}; valid names: {', '.join(HALLUCINATION_LOSSES)}")
+        self.task_fn = TASKS.get(task)(0).fn
+        self.halluc = LOSSES.get(kind)()
         if lambda_weight < 0:
-            raise ValueError(f"lambda must be >= 0, got {lambda_weight}")
+            raise UserError(f"lambda must be >= 0, got {lambda_weight}")
         if task == "none" and lambda_weight == 0:
-            raise ValueError("task 'none' with lambda 0 has nothing to learn; give lambda > 0")
+            raise UserError("task 'none' with lambda 0 has nothing to learn; give lambda > 0")
         self.task, self.kind, self.lambda_weight = task, kind, lambda_weight
         self.mean, self.std = mean, std
 
@@ -112,8 +164,8 @@ class HalluciNetLoss:
         """Loss parts for task outputs ``(B, C)``, hallucinated ``(B, D)``, task target ``(B,)``, teacher ``(B, D)``."""
         # Losses in fp32 even under autocast: MSE of sigmoids differs by ~1e-3, bf16 cannot hold that.
         outputs, hallucinated = outputs.float(), hallucinated.float()
-        t = task_loss(outputs, target, self.task)
-        h = hallucination_loss(hallucinated, features, self.kind, self.mean, self.std)
+        t = self.task_fn(outputs, target)
+        h = self.halluc.fn(hallucinated, features, self.mean, self.std)
         if self.lambda_weight == 0:
             total = t
         else:

@@ -72,16 +72,18 @@ def mean_absolute_error(pred: np.ndarray, target: np.ndarray) -> float:
     return float(np.abs(np.asarray(pred, np.float64) - target).mean())
 
 
-def fidelity(hallucinated: np.ndarray, teacher: np.ndarray) -> dict[str, float]:
+def fidelity(hallucinated: np.ndarray, teacher: np.ndarray, reference: np.ndarray | None = None) -> dict[str, float]:
     """How well hallucinated features ``(N, D)`` match the teacher's ``(N, D)``.
 
     ``cosine``: mean over rows of the cosine similarity. ``r2``: ``1 - SS_res / SS_tot`` over all
-    entries, with ``SS_tot`` taken around each feature's mean (1 is perfect, 0 is no better than
-    predicting the mean feature vector).
+    entries, with ``SS_tot`` taken around ``reference`` ``(D,)``, the *train-set* mean feature
+    (default: the teacher features' own mean). 1 is perfect; 0 is no better than always
+    predicting the reference; negative is worse than that.
     """
     h, t = np.asarray(hallucinated, np.float64), np.asarray(teacher, np.float64)
+    ref = t.mean(axis=0) if reference is None else np.asarray(reference, np.float64)
     norms = np.linalg.norm(h, axis=1) * np.linalg.norm(t, axis=1)
     cos = (h * t).sum(axis=1) / np.maximum(norms, 1e-12)
     ss_res = ((h - t) ** 2).sum()
-    ss_tot = ((t - t.mean(axis=0)) ** 2).sum()
+    ss_tot = ((t - ref) ** 2).sum()
     return {"cosine": float(cos.mean()), "r2": float(1 - ss_res / ss_tot) if ss_tot > 0 else float("nan")}

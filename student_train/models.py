@@ -5,21 +5,31 @@ heads on those features: the task head (class logits, or one standardised score)
 hallucination head ``Linear(D_student, D_teacher)`` (+ ReLU, as the reference code) that
 predicts the teacher's features of the clip starting at that frame.
 
+Students are built by name: our own builders in :data:`STUDENTS` (``tiny``), then any image
+classifier of torchvision (``torchvision.models.list_models(module=torchvision.models)``: resnet,
+vgg, mobilenet, efficientnet, regnet, convnext, vit, swin...), with its classification layer cut
+off (see :func:`_cut_head`) and the feature width measured by a dummy forward pass, so a new
+torchvision family needs no code here.
+
 The model takes frames as float ``(B, 3, H, W)`` in ``[0, 1]`` and applies ImageNet
 normalisation itself, so an exported model and ``predict`` cannot disagree with training on it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 import torchvision
 from torch import nn
 
 from pipeline.checkpoint import read_state_dict
+from pipeline.errors import UserError
 from pipeline.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -27,50 +37,125 @@ logger = logging.getLogger(__name__)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-#: name -> ``weights (torchvision name or None) -> (backbone, feature_dim)``.
+#: Our own builders: name -> ``weights (torchvision name or None) -> (backbone, feature_dim)``.
+#: Every torchvision image classifier is a student too, without being listed here.
 STUDENTS: Registry[Callable[[str | None], tuple[nn.Module, int]]] = Registry("student")
+
+#: Attributes holding the classification head, in the order torchvision's families use them
+#: (resnet/regnet/shufflenet ``fc``; vgg/mobilenet/efficientnet/convnext/densenet ``classifier``;
+#: vit ``heads``; swin ``head``).
+_HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
+#: Input sides tried by the dummy forward that measures the feature width: small first (cheap);
+#: vit and maxvit only accept their training size, inception needs at least 75 pixels.
+_PROBE_SIZES = (64, 224, 299)
+
+
+@functools.cache
+def torchvision_students() -> tuple[str, ...]:
+    """torchvision's image classifiers (not its detection, segmentation, video or quantized models)."""
+    return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
 
 
 def student_names() -> list[str]:
-    return STUDENTS.names()
+    """Every valid ``--student``: our registry's names and torchvision's image classifiers."""
+    return sorted(set(STUDENTS.names()) | set(torchvision_students()))
 
 
-def _torchvision_backbone(name: str, head: str, keep: int | None) -> None:
-    """Register a torchvision classifier whose head ``head`` is cut to give pooled features.
+def _cut_head(head: nn.Module) -> nn.Module:
+    """The head without its classification layer: what is left computes the pooled features.
 
-    ``keep=None`` replaces the head by an identity; ``keep=k`` keeps the head's first ``k``
-    modules (VGG's and MobileNetV3's penultimate fully connected layers, as their papers use).
+    The classification layer is the head's last ``Linear`` (SqueezeNet's: its last ``Conv2d``).
+    Layers before it stay, minus the dropout right before it: so VGG and AlexNet keep their
+    penultimate fully connected layer (4096-d, as their papers' features), MobileNetV3 its
+    Linear-Hardswish (1024/1280-d), ConvNeXt its LayerNorm and Flatten, MaxViT its pre-logits;
+    a head that was only (Dropout,) Linear becomes an identity (ResNet, EfficientNet, ViT...).
+    After it, only pooling and flattening stay (SqueezeNet's global average pool).
+    Kept layers keep their names, so torchvision checkpoints still load into them.
     """
+    if isinstance(head, nn.Linear):
+        return nn.Identity()
+    if not isinstance(head, nn.Sequential):
+        raise ValueError(f"cannot find the classification layer in a {type(head).__name__} head")
+    layers = list(head.named_children())
+    last = [i for i, (_, m) in enumerate(layers) if isinstance(m, nn.Linear)]
+    last = last or [i for i, (_, m) in enumerate(layers) if isinstance(m, nn.Conv2d)]
+    if not last:
+        raise ValueError(f"no Linear or Conv2d classification layer in head {head}")
+    kept = layers[: last[-1]]
+    while kept and isinstance(kept[-1][1], nn.Dropout):
+        kept.pop()
+    kept += [(n, m) for n, m in layers[last[-1] + 1 :] if isinstance(m, (nn.AdaptiveAvgPool2d, nn.Flatten))]
+    return nn.Sequential(OrderedDict(kept)) if kept else nn.Identity()
 
-    def build(weights: str | None) -> tuple[nn.Module, int]:
-        model = torchvision.models.get_model(name, weights=weights)
-        old = getattr(model, head)
-        if keep is None:
-            dim = old.in_features if isinstance(old, nn.Linear) else old[-1].in_features
-            setattr(model, head, nn.Identity())
-        else:
-            kept = old[:keep]
-            dim = next(m.out_features for m in reversed(kept) if isinstance(m, nn.Linear))
-            setattr(model, head, kept)
-        return model, dim
 
-    STUDENTS.register(name)(build)
+@torch.no_grad()
+def _feature_dim(model: nn.Module, name: str) -> int:
+    """Width of the backbone's output, measured by one forward pass in eval mode (BatchNorm-safe)."""
+    was_training = model.training
+    model.eval()
+    try:
+        errors = []
+        for side in _PROBE_SIZES:
+            try:
+                out = model(torch.zeros(1, 3, side, side))
+            except (RuntimeError, ValueError, AssertionError) as err:  # input too small for this family
+                errors.append(f"{side}px: {err}")
+                continue
+            if not isinstance(out, torch.Tensor) or out.ndim != 2:
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(f"student {name!r} gives {shape} features, not (batch, features)")
+            return int(out.shape[1])
+        raise ValueError(f"student {name!r} failed a dummy forward pass at every size ({'; '.join(errors)})")
+    finally:
+        model.train(was_training)
 
 
-_torchvision_backbone("resnet18", "fc", None)
-_torchvision_backbone("resnet34", "fc", None)
-_torchvision_backbone("resnet50", "fc", None)
-_torchvision_backbone("vgg11_bn", "classifier", 5)  # Linear-ReLU-Dropout-Linear-ReLU: 4096-d
-_torchvision_backbone("mobilenet_v3_small", "classifier", 2)  # Linear-Hardswish: 1024-d
-_torchvision_backbone("mobilenet_v3_large", "classifier", 2)  # 1280-d
-_torchvision_backbone("efficientnet_b0", "classifier", None)  # Dropout-Linear -> identity: 1280-d
+def _weights_help(name: str, weights: str, err: Exception) -> UserError:
+    """One line saying which file a failed weights download needed, and where to put it offline."""
+    member = torchvision.models.get_model_weights(name)[weights]
+    file = Path(urlparse(member.url).path).name
+    folder = Path(torch.hub.get_dir()) / "checkpoints"
+    return UserError(
+        f"cannot download the {name} weights {member} ({type(err).__name__}: {err}); "
+        f"offline, put {file} (from {member.url}) in {folder}/"
+    )
+
+
+def _torchvision_student(name: str, weights: str | None) -> tuple[nn.Module, int]:
+    """A torchvision classifier with its classification layer cut off, and its feature width."""
+    kwargs = {"init_weights": True} if weights is None and name in ("googlenet", "inception_v3") else {}
+    try:
+        model = torchvision.models.get_model(name, weights=weights, **kwargs)
+    except (OSError, RuntimeError) as err:  # URLError, socket and disk errors; a bad download's hash check
+        if weights is None:
+            raise
+        raise _weights_help(name, weights, err) from err
+    if getattr(model, "aux_logits", False):
+        # GoogLeNet/Inception return (logits, aux...) in training mode; their aux heads are not features.
+        model.aux_logits = False
+        for aux in ("aux1", "aux2", "AuxLogits"):
+            if hasattr(model, aux):
+                setattr(model, aux, None)
+    head = next((a for a in _HEAD_ATTRIBUTES if isinstance(getattr(model, a, None), nn.Module)), None)
+    if head is None:
+        raise ValueError(f"torchvision model {name!r} has none of the heads {', '.join(_HEAD_ATTRIBUTES)}")
+    setattr(model, head, _cut_head(getattr(model, head)))
+    return model, _feature_dim(model, name)
+
+
+def _student_builder(name: str) -> Callable[[str | None], tuple[nn.Module, int]]:
+    if name in STUDENTS:
+        return STUDENTS.get(name)
+    if name in torchvision_students():
+        return functools.partial(_torchvision_student, name)
+    raise UserError(f"unknown student {name!r}; valid names: {', '.join(student_names())}")
 
 
 @STUDENTS.register("tiny")
 def tiny(weights: str | None) -> tuple[nn.Module, int]:
     """Three strided convolutions, 64-d: for tests and quick smoke runs, never for results."""
     if weights is not None:
-        raise ValueError("student 'tiny' has no published weights; use --student-weights PATH or none")
+        raise UserError("student 'tiny' has no published weights; use --student-weights PATH or none")
 
     def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
@@ -79,16 +164,42 @@ def tiny(weights: str | None) -> tuple[nn.Module, int]:
     return net, 64
 
 
+@STUDENTS.register("small")
+def small(weights: str | None) -> tuple[nn.Module, int]:
+    """A plain 8-layer CNN sized for small frames and little data (the synthetic default's student).
+
+    Four stages of (stride-2 3x3 conv, 3x3 conv), 16-32-64-128 channels, BatchNorm and ReLU,
+    global average pooling: 0.29M parameters, 128-d features. ImageNet-scale students (resnet18:
+    11M) fit a few thousand training frames by heart; this one has to generalise. Random init only.
+    """
+    if weights is not None:
+        raise UserError("student 'small' has no published weights; use --student-weights PATH or none")
+
+    def conv(cin: int, cout: int, stride: int) -> list[nn.Module]:
+        return [
+            nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(inplace=True),
+        ]
+
+    layers: list[nn.Module] = []
+    cin = 3
+    for cout in (16, 32, 64, 128):
+        layers += conv(cin, cout, 2) + conv(cout, cout, 1)
+        cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin
+
+
 def _resolve_weights(name: str, weights: str) -> str:
     """Check a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``, ``Enum.MEMBER``) before any download."""
     try:
         enum = torchvision.models.get_model_weights(name)
     except ValueError:
-        raise ValueError(f"student {name!r} has no torchvision weights") from None
+        raise UserError(f"student {name!r} has no torchvision weights") from None
     member = weights.split(".")[-1]
     if member != "DEFAULT" and member not in enum.__members__:
         valid = ", ".join(["DEFAULT", *enum.__members__])
-        raise ValueError(
+        raise UserError(
             f"student weights {weights!r} are neither an existing checkpoint file nor a weights name ({valid})"
         )
     return member
@@ -137,10 +248,10 @@ def build_student(
     weights: str | None = None,
     relu: bool = True,
 ) -> HalluciNet:
-    """Build a registry student with fresh heads.
+    """Build a student by name, with fresh heads.
 
     Args:
-        name: registry name (see :func:`student_names`).
+        name: a name of :func:`student_names` (ours, or any torchvision image classifier).
         num_outputs: task head width (0: none).
         teacher_dim: hallucination head width.
         weights: ``None`` (random init), a torchvision weights name for the backbone (needs a
@@ -148,7 +259,7 @@ def build_student(
             (a torchvision classifier file, or a train-student checkpoint; heads are ignored).
         relu: see :class:`HalluciNet`.
     """
-    builder = STUDENTS.get(name)
+    builder = _student_builder(name)
     path = Path(weights) if weights else None
     if path is not None and path.is_file():
         backbone, dim = builder(None)

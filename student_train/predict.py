@@ -13,21 +13,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.clips import spread_frames
+from pipeline.errors import UserError
 from pipeline.frames import student_images
-from pipeline.video import decode, probe
-from student_train.data import crop_flip, to_tensor
-from student_train.evaluate import StudentSpec
+from pipeline.video import count_frames, decode
 from student_train.metrics import softmax
 from student_train.models import HalluciNet
+from student_train.spec import StudentSpec
 
 logger = logging.getLogger(__name__)
-
-
-def frame_picks(num_frames: int, k: int) -> list[int]:
-    """Centres of ``k`` equal segments of the video (fewer when it has fewer frames), sorted, unique."""
-    if num_frames < 1 or k < 1:
-        raise ValueError(f"need at least one frame and k >= 1, got {num_frames} frames, k={k}")
-    return sorted({int((i + 0.5) * num_frames / k) for i in range(k)})
 
 
 @torch.inference_mode()
@@ -35,11 +29,10 @@ def predict_video(
     model: HalluciNet, spec: StudentSpec, path: str | Path, *, frames: int = 8, top_k: int = 5
 ) -> dict[str, Any]:
     """Predict one video from ``frames`` frames: averaged class probabilities (top ``top_k``) or the mean score."""
-    info = probe(path)
-    picks = frame_picks(info.num_frames, frames)
-    video = decode(path, picks)
-    images = crop_flip(student_images(video.frames, spec.image_size), spec.crop_size, None)
-    outputs, _ = model(to_tensor(images))
+    # Spread over the frames the stream holds, not over what the header claims.
+    video = decode(path, spread_frames(count_frames(path), frames))
+    images = torch.from_numpy(student_images(video.frames, spec.image_size))  # (K, S, S, 3) uint8
+    outputs, _ = model(spec.preset().eval(images))
     result: dict[str, Any] = {"video": str(path), "frames": list(video.indices)}
     if spec.task == "classification":
         probs = softmax(outputs.numpy().astype(np.float64)).mean(axis=0)
@@ -49,7 +42,7 @@ def predict_video(
         scores = outputs[:, 0].numpy() * spec.score_std + spec.score_mean
         result["score"] = round(float(scores.mean()), 6)
     else:
-        raise ValueError("this student was trained on the hallucination task alone; it has no task head to predict")
+        raise UserError("this student was trained on the hallucination task alone; it has no task head to predict")
     return result
 
 

@@ -21,18 +21,22 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from pipeline.cache import CacheError, FeatureCache
-from pipeline.checkpoint import save_atomic
+from pipeline.checkpoint import load_safely, save_atomic
 from pipeline.config import config_dict
-from pipeline.device import DEVICES, PRECISIONS, autocast, resolve_device, resolve_precision
+from pipeline.device import PRECISIONS, autocast, check_choice, check_device, resolve_device, resolve_precision
 from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
+from pipeline.errors import UserError
+from pipeline.metric_schema import EPOCH_COLUMNS
+from pipeline.outputs import OutputLock, check_output_dir
 from pipeline.profile import measure_cost
-from student_train.data import make_loader, steps_per_epoch
-from student_train.evaluate import StudentSpec, compute_metrics, run_model, summary_line, write_outputs
-from student_train.losses import HALLUCINATION_LOSSES, TASKS, HalluciNetLoss
+from pipeline.progress import progress
+from student_train.data import DevicePrefetcher, make_loader, steps_per_epoch
+from student_train.evaluate import compute_metrics, run_model, summary_line, write_outputs
+from student_train.losses import LOSSES, TASKS, HalluciNetLoss
 from student_train.models import build_student, load_init, student_names
+from student_train.spec import StudentSpec
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +49,8 @@ class TrainConfig:
     """``train-student`` settings; params.yaml section ``train_student``.
 
     ``lambda_weight`` is ``--lambda`` on the command line (``lambda`` is a Python keyword).
-    ``crop_size`` 0 means 7/8 of the cached frame size. ``in_memory``: ``auto`` loads the
+    ``crop_size`` 0 means 7/8 of the cached frame size. ``eval_every``: evaluate every N epochs
+    (and after the last) for the log's curves; the final metrics are always computed. ``in_memory``: ``auto`` loads the
     cache's arrays into memory when they take less than ``memory_limit_gb``.
     """
 
@@ -62,6 +67,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     crop_size: int = 0
     eval_split: str = "test"
+    eval_every: int = 1
     workers: int = 0
     in_memory: str = "auto"
     memory_limit_gb: float = 8.0
@@ -73,22 +79,35 @@ class TrainConfig:
 
     def validate(self) -> None:
         if self.student not in student_names():
-            raise ValueError(f"unknown student {self.student!r}; valid names: {', '.join(student_names())}")
-        if self.task not in ("auto", *TASKS):
-            raise ValueError(f"unknown task {self.task!r}; valid names: auto, {', '.join(TASKS)}")
-        if self.loss not in HALLUCINATION_LOSSES:
-            raise ValueError(f"unknown loss {self.loss!r}; valid names: {', '.join(HALLUCINATION_LOSSES)}")
-        for name in ("epochs", "batch_size"):
+            raise UserError(f"unknown student {self.student!r}; valid names: {', '.join(student_names())}")
+        check_choice("task", self.task, ("auto", *TASKS.names()))
+        check_choice("loss", self.loss, tuple(LOSSES.names()))
+        for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+                raise UserError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.lr <= 0 or self.lambda_weight < 0 or self.crop_size < 0 or self.workers < 0:
-            raise ValueError("lr must be > 0; lambda, crop_size and workers must be >= 0")
-        if self.in_memory not in ("auto", "yes", "no"):
-            raise ValueError(f"in_memory must be auto, yes or no, got {self.in_memory!r}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            raise ValueError(f"invalid device {self.device!r}; choose from {', '.join(DEVICES)} or cuda:N")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"invalid precision {self.precision!r}; choose from {', '.join(PRECISIONS)}")
+            raise UserError("lr must be > 0; lambda, crop_size and workers must be >= 0")
+        check_choice("in_memory", self.in_memory, ("auto", "yes", "no"))
+        check_device(self.device)
+        check_choice("precision", self.precision, PRECISIONS)
+
+
+def apply_arm(section: dict[str, Any], arm: str | None) -> dict[str, Any]:
+    """The ``train_student`` params with arm ``arm``'s overrides applied (``arms`` removed).
+
+    An arm is a named variant of the recipe, listed under ``arms`` in the section, e.g. the
+    single-frame baseline ``baseline: {lambda_weight: 0.0}`` beside ``hallucinet: {lambda_weight: 50.0}``:
+    one recipe, several comparable runs, and DVC reruns only the arm whose overrides changed.
+    """
+    values = dict(section)
+    arms = values.pop("arms", None) or {}
+    if arm is None:
+        return values
+    if arm not in arms:
+        raise UserError(f"unknown arm {arm!r}; the params section lists: {', '.join(sorted(arms)) or 'none'}")
+    if not isinstance(arms[arm], dict):
+        raise UserError(f"arm {arm!r} must be a mapping of train_student keys, got {arms[arm]!r}")
+    return {**values, **arms[arm]}
 
 
 class TrainingInterrupted(Exception):
@@ -110,11 +129,11 @@ def make_spec(cfg: TrainConfig, cache: FeatureCache, task: str, train_rows: np.n
     image_size = cache.image_shape[0]
     crop = cfg.crop_size or max(1, round(image_size * 7 / 8))
     if crop > min(cache.image_shape[:2]):
-        raise ValueError(f"crop_size {crop} is larger than the cache's {image_size}px frames")
+        raise UserError(f"crop_size {crop} is larger than the cache's {image_size}px frames")
     score_mean, score_std = 0.0, 1.0
     if task == "regression":
         videos = np.unique(cache.clip_video[train_rows])
-        scores = cache.videos["score"][videos].astype(np.float64)
+        scores = cache.videos.score[videos].astype(np.float64)
         if np.isnan(scores).any():
             raise CacheError(f"{cache.path}: some train videos have no score; regression needs one for each")
         score_mean, score_std = float(scores.mean()), float(scores.std() or 1.0)
@@ -124,9 +143,9 @@ def make_spec(cfg: TrainConfig, cache: FeatureCache, task: str, train_rows: np.n
         student=cfg.student,
         task=task,
         loss=cfg.loss,
-        num_outputs={"classification": cache.num_classes, "regression": 1, "none": 0}[task],
+        num_outputs=TASKS.get(task)(cache.num_classes).num_outputs,
         teacher_dim=cache.info.feature_dim,
-        relu=cfg.loss != "mse",  # standardised targets are negative half the time
+        relu=LOSSES.get(cfg.loss)().nonnegative,
         classes=tuple(cache.info.classes) if task == "classification" else (),
         image_size=image_size,
         crop_size=crop,
@@ -135,6 +154,31 @@ def make_spec(cfg: TrainConfig, cache: FeatureCache, task: str, train_rows: np.n
         feature_mean=tuple(float(x) for x in cache.feature_mean),
         feature_std=tuple(float(x) for x in cache.feature_std),
     )
+
+
+def fit_batch_size(train_clips: int, batch_size: int, world_size: int, cache: str) -> int:
+    """The batch size training can use: ``batch_size``, or smaller when a process has fewer train clips.
+
+    Training drops the last partial batch (BatchNorm needs at least two samples per batch), so a
+    process with fewer clips than one batch would train nothing: the batch shrinks to what the
+    data allows, down to 2. Fewer than 2 clips per process cannot train at all.
+    """
+    share = train_clips // world_size
+    if share >= batch_size:
+        return batch_size
+    if share < 2:
+        raise UserError(
+            f"{cache} has {train_clips} train clips: at least 2 per process are needed to train "
+            f"({world_size} process(es)); extract more anchors (--anchors uniform:K) or more videos"
+        )
+    logger.warning(
+        "%s has %d train clips per process, fewer than --batch-size %d: training with batches of %d",
+        cache,
+        share,
+        batch_size,
+        share,
+    )
+    return share
 
 
 def task_targets(batch, spec: StudentSpec) -> torch.Tensor:
@@ -178,8 +222,18 @@ class Trainer:
         self.train_rows = self.cache.clip_indices("train")
         self.eval_rows = self.cache.clip_indices(cfg.eval_split)
         self.spec = make_spec(cfg, self.cache, self.task, self.train_rows)
+        self.preset = self.spec.preset()
         self.device = resolve_device(device_for(world, cfg.device))
-        self.precision = resolve_precision(cfg.precision, self.device, cpu_bf16=False)
+        self.precision = resolve_precision(cfg.precision, self.device)
+        # Mirroring a frame needs the teacher's features of the mirrored clip: without them a
+        # run that learns from the targets does not mirror (a mirrored frame with the plain
+        # clip's target teaches motion that is not what the frame shows).
+        self.mirror = self.cache.has_mirror or cfg.lambda_weight == 0
+        if not self.mirror and world.main:
+            logger.warning(
+                "%s has no mirrored teacher targets (extract-teacher --mirror): training without mirroring",
+                cfg.cache,
+            )
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
         torch.manual_seed(cfg.seed)  # the one seeding point: model init, then dropout's stream
@@ -201,16 +255,12 @@ class Trainer:
             self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         mean, std = self.spec.stats()
         self.loss = HalluciNetLoss(self.task, cfg.loss, cfg.lambda_weight, mean, std).to(self.device)
-        self.steps = steps_per_epoch(len(self.train_rows) // world.size, cfg.batch_size)
-        if self.steps < 1:
-            raise ValueError(
-                f"{cfg.cache} has {len(self.train_rows)} train clips: not one batch of {cfg.batch_size} "
-                f"for each of {world.size} process(es)"
-            )
+        self.batch_size = fit_batch_size(len(self.train_rows), cfg.batch_size, world.size, cfg.cache)
+        self.steps = steps_per_epoch(len(self.train_rows) // world.size, self.batch_size)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * self.steps)
         self.epoch, self.step = 0, 0
-        self.sums = np.zeros(3)  # running sums of total / task / hallucination loss in this epoch
+        self.sums = self._zero_sums()  # running sums of total / task / hallucination loss in this epoch
         self.history: list[dict[str, Any]] = []
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -241,27 +291,37 @@ class Trainer:
             self.checkpoint_path,
         )
 
+    def _zero_sums(self) -> torch.Tensor:
+        return torch.zeros(3, dtype=torch.float64, device=self.device)
+
+    def resumed(self, resume: bool) -> Trainer:
+        """This trainer, restored from its checkpoint when ``resume`` (for chaining)."""
+        if resume:
+            self.resume()
+        return self
+
     def resume(self) -> bool:
         """Restore the run in ``out`` if it has a checkpoint; refuse one made with another recipe."""
         if not self.checkpoint_path.is_file():
             logger.info("no checkpoint in %s: starting from scratch", self.out)
             return False
-        ckpt = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
+        ckpt = load_safely(self.checkpoint_path)
         old, new = ckpt["config"], config_dict(self.cfg)
         changed = sorted(k for k in new if k not in RESUMABLE_CHANGES and old.get(k) != new[k])
         if changed:
-            raise ValueError(
+            raise UserError(
                 f"cannot resume {self.checkpoint_path}: it was trained with other settings "
                 f"({', '.join(f'{k}={old.get(k)!r}' for k in changed)}); use another --out"
             )
         if ckpt["cache"]["config_key"] != self.cache.info.config_key or ckpt["cache"]["num_clips"] != len(self.cache):
-            raise ValueError(f"cannot resume {self.checkpoint_path}: the cache has changed since it was written")
+            raise UserError(f"cannot resume {self.checkpoint_path}: the cache has changed since it was written")
         self.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scheduler.T_max = self.cfg.epochs * self.steps  # --epochs may extend a finished run
         torch.set_rng_state(ckpt["rng"])
-        self.epoch, self.step, self.sums = ckpt["epoch"], ckpt["step"], np.array(ckpt["sums"])
+        self.epoch, self.step = ckpt["epoch"], ckpt["step"]
+        self.sums = torch.tensor(ckpt["sums"], dtype=torch.float64, device=self.device)
         self.history = ckpt["history"]
         if ckpt.get("world_size", 1) != self.world.size:
             logger.warning(
@@ -274,8 +334,14 @@ class Trainer:
 
     # --- training ---------------------------------------------------------------------------
 
-    def train_step(self, batch) -> np.ndarray:
-        images = batch.images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+    def train_step(self, batch) -> torch.Tensor:
+        """One optimisation step; returns the ``(3,)`` float64 (total, task, hallucination) losses on the device.
+
+        Nothing here waits for the device: the losses stay there, so the host can queue the next
+        step while this one runs (a ``.item()`` per step would synchronise every step).
+        """
+        images = self.preset.apply(batch.images.to(self.device, non_blocking=True), batch.views)
+        images = images.contiguous(memory_format=self.memory_format)
         with autocast(self.device, self.precision):
             outputs, hallucinated = self.net(images)
         parts = self.loss(
@@ -288,7 +354,7 @@ class Trainer:
         parts.total.backward()
         self.optimizer.step()
         self.scheduler.step()
-        return np.array([parts.total.item(), parts.task.item(), parts.hallucination.item()])
+        return torch.stack([parts.total, parts.task, parts.hallucination]).detach().double()
 
     def train_epoch(self) -> None:
         self.model.train()
@@ -296,10 +362,11 @@ class Trainer:
         loader = make_loader(
             self.cache,
             self.train_rows,
-            batch_size=cfg.batch_size,
-            crop=self.spec.crop_size,
+            self.preset,
+            batch_size=self.batch_size,
             train=True,
             seed=cfg.seed,
+            mirror=self.mirror,
             epoch=self.epoch,
             start_step=self.step,
             workers=cfg.workers,
@@ -307,20 +374,24 @@ class Trainer:
             rank=self.world.rank,
             world_size=self.world.size,
         )
-        bar = tqdm(
-            loader,
+        bar = progress(
             total=self.steps,
             initial=self.step,
             desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
             unit="batch",
-            disable=None if self.world.main else True,
+            logger=logger,
+            disable=not self.world.main,
         )
         try:
-            for batch in bar:
+            for batch in DevicePrefetcher(loader, self.device):
                 losses = self.train_step(batch)
                 self.sums += losses
                 self.step += 1
-                bar.set_postfix(loss=f"{losses[0]:.4f}", task=f"{losses[1]:.4f}", halluc=f"{losses[2]:.4f}")
+                bar.update(1)
+                if self.step % 10 == 0 or self.step == self.steps:  # reading the losses waits for the device
+                    total, task, halluc = losses.tolist()
+                    bar.set_postfix(loss=f"{total:.4f}", task=f"{task:.4f}", halluc=f"{halluc:.4f}")
+            bar.close()
         except KeyboardInterrupt:
             bar.close()
             self.save()
@@ -334,8 +405,8 @@ class Trainer:
             self.model,
             self.cache,
             rows,
-            crop=self.spec.crop_size,
-            batch_size=self.cfg.batch_size,
+            self.preset,
+            batch_size=self.batch_size,
             device=self.device,
             precision=self.precision,
         )
@@ -343,29 +414,28 @@ class Trainer:
 
     def end_epoch(self, seconds: float) -> None:
         # Loss parts averaged over every rank's steps.
-        means = all_reduce_sum(torch.from_numpy(self.sums)).numpy() / (self.steps * self.world.size)
+        means = all_reduce_sum(self.sums.cpu()).numpy() / (self.steps * self.world.size)
         if not self.world.main:
-            self.epoch, self.step, self.sums = self.epoch + 1, 0, np.zeros(3)
+            self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
             barrier()  # rank 0 evaluates and saves meanwhile
             return
         row: dict[str, Any] = {
             "epoch": self.epoch + 1,
-            "loss": means[0],
-            "task_loss": means[1] if self.task != "none" else None,
-            "hallucination_loss": means[2],
-            "lr": self.scheduler.get_last_lr()[0],
+            "loss": float(means[0]),
+            "task_loss": float(means[1]) if self.task != "none" else None,
+            "hallucination_loss": float(means[2]),
+            "lr": float(self.scheduler.get_last_lr()[0]),
             "seconds": round(seconds, 2),
         }
-        if len(self.eval_rows):
+        last = self.epoch + 1 == self.cfg.epochs
+        if len(self.eval_rows) and ((self.epoch + 1) % self.cfg.eval_every == 0 or last):
             m = self.evaluate(self.eval_rows)
-            row["eval_top1"] = m.get("clip_top1")
-            row["eval_spearman"] = m.get("clip_spearman")
-            row["eval_fidelity_cosine"] = m["fidelity_cosine"]
+            row.update({column: m.get(name) for column, name in EPOCH_COLUMNS.items()})
         self.history.append(row)
         logger.info(
             "epoch %d: %s", self.epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if isinstance(v, float))
         )
-        self.epoch, self.step, self.sums = self.epoch + 1, 0, np.zeros(3)
+        self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
         self.save()
         self.write_log()
         barrier()
@@ -401,7 +471,11 @@ class Trainer:
     def finish(self) -> dict[str, Any]:
         if not self.world.main:
             return {}
-        metrics: dict[str, Any] = {"split": self.cfg.eval_split, "lambda": self.cfg.lambda_weight}
+        metrics: dict[str, Any] = {
+            "split": self.cfg.eval_split,
+            "lambda": self.cfg.lambda_weight,
+            "cache_key": self.cache.info.config_key,
+        }
         if len(self.eval_rows):
             metrics.update(self.evaluate(self.eval_rows))
             logger.info("%s split: %s", self.cfg.eval_split, summary_line(metrics))
@@ -422,8 +496,11 @@ def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     returns the metrics (the other ranks return ``{}``).
     """
     world = world_from_env()
+    out = Path(cfg.out)
+    if world.main:
+        check_output_dir(out, kind="train-student run", marker_files=("checkpoint.pt", "metrics.json", "log.csv"))
     with process_group(world, resolve_device(device_for(world, cfg.device))):
-        trainer = Trainer(cfg, world)
-        if resume:
-            trainer.resume()
-        return trainer.fit()
+        if not world.main:
+            return Trainer(cfg, world).resumed(resume).fit()
+        with OutputLock(out, "train-student"):
+            return Trainer(cfg, world).resumed(resume).fit()
