@@ -8,7 +8,6 @@ import click
 
 from pipeline.cli_utils import common_options, config_option, setup_logging, user_errors
 from pipeline.config import load_config, read_params
-from pipeline.report import ReportConfig, build_report
 from pipeline.synthetic import MOTIONS, SyntheticConfig, generate
 
 
@@ -26,36 +25,23 @@ def _opt(name: str, text: str, **kwargs):
 @_opt("width", "Frame width in pixels (even).", type=int)
 @_opt("fps", "Frame rate written into the files.", type=float)
 @_opt("cue_agreement", "Probability that a single frame's pose points along the true motion.", type=float)
+@_opt(
+    "task",
+    "classification (the UCF101 layout: class = motion) or regression (the manifest layout: "
+    "score = how fast the motion goes, as an action-quality score).",
+    type=click.Choice(["classification", "regression"]),
+)
 @_opt("seed", "Seed: the same seed writes the same videos.", type=int)
 @_opt("workers", "Videos encoded in parallel.", type=int)
 @common_options
 def make_synthetic(params: Path | None, verbose: bool, **options) -> None:
-    """Write a small synthetic action-recognition dataset in the UCF101 layout.
+    """Write a small synthetic action dataset: the UCF101 layout, or a scored manifest.
 
     Each class is a kind of motion (left/right, up/down, rotation sense, grow/shrink, orbit
-    sense); a single frame only hints at it. Read it with `--dataset ucf101 --root OUT`.
+    sense); a single frame only hints at it. Read it with `--dataset ucf101 --root OUT` (or, with
+    --task regression, `--dataset manifest --root OUT`).
     """
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(SyntheticConfig, read_params(params, "make_synthetic"), **options)
         generate(cfg)
-
-
-@click.command(context_settings={"max_content_width": 100})
-@config_option(ReportConfig, "teacher", "Teacher metrics written by fit-teacher.", type=click.Path(dir_okay=False))
-@config_option(ReportConfig, "hallucinet", "Folder of HalluciNet runs, one per seed.", type=click.Path(file_okay=False))
-@config_option(ReportConfig, "baseline", "Folder of lambda-0 runs, one per seed.", type=click.Path(file_okay=False))
-@config_option(ReportConfig, "out", "Folder for report.json and plots/.", type=click.Path(file_okay=False))
-@click.option(
-    "--seeds",
-    default=None,
-    callback=lambda _ctx, _param, value: None if value is None else tuple(int(v) for v in value.split(",")),
-    help="Comma-separated seeds whose runs (seedN folders) to compare [default: 0,1,2].",
-)
-@common_options
-def report(params: Path | None, verbose: bool, **options) -> None:
-    """Compare teacher, single-frame baseline and HalluciNet over seeds: report.json and PNG plots."""
-    setup_logging(verbose)
-    with user_errors(verbose):
-        cfg = load_config(ReportConfig, read_params(params, "report"), **options)
-        build_report(cfg)

@@ -16,6 +16,7 @@ them unchanged. Train and test never share a group, as in UCF101.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import logging
 import math
 import shutil
@@ -24,9 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from pipeline.config import save_config
+from pipeline.errors import UserError
+from pipeline.progress import progress
 from pipeline.video import write_video
 
 logger = logging.getLogger(__name__)
@@ -40,21 +42,22 @@ class Motion:
     shape: str  # "arrow" | "bar" | "disc" | "orbiter": shared by the two classes of a pair
     velocity: tuple[float, float] = (0.0, 0.0)
     spin: float = 0.0  # radians per frame (bar) or orbit angular speed (orbiter)
-    growth: float = 0.0  # d log(size) / frame
+    growth: float = 0.0  # sign: grows (+) or shrinks (-)
+    mirror: str = ""  # the class a horizontal mirror turns this one into ("": itself)
 
 
-_V = 0.022
+_V = 0.015
 MOTIONS: tuple[Motion, ...] = (
-    Motion("MoveLeft", "arrow", velocity=(-_V, 0.0)),
-    Motion("MoveRight", "arrow", velocity=(_V, 0.0)),
-    Motion("RotateClockwise", "bar", spin=0.12),
-    Motion("RotateCounterClockwise", "bar", spin=-0.12),
+    Motion("MoveLeft", "arrow", velocity=(-_V, 0.0), mirror="MoveRight"),
+    Motion("MoveRight", "arrow", velocity=(_V, 0.0), mirror="MoveLeft"),
+    Motion("RotateClockwise", "bar", spin=0.12, mirror="RotateCounterClockwise"),
+    Motion("RotateCounterClockwise", "bar", spin=-0.12, mirror="RotateClockwise"),
     Motion("MoveUp", "arrow", velocity=(0.0, -_V)),
     Motion("MoveDown", "arrow", velocity=(0.0, _V)),
-    Motion("Grow", "disc", growth=0.025),
-    Motion("Shrink", "disc", growth=-0.025),
-    Motion("OrbitClockwise", "orbiter", spin=0.15),
-    Motion("OrbitCounterClockwise", "orbiter", spin=-0.15),
+    Motion("Grow", "disc", growth=1.0),
+    Motion("Shrink", "disc", growth=-1.0),
+    Motion("OrbitClockwise", "orbiter", spin=0.15, mirror="OrbitCounterClockwise"),
+    Motion("OrbitCounterClockwise", "orbiter", spin=-0.15, mirror="OrbitClockwise"),
 )
 
 
@@ -64,37 +67,40 @@ class SyntheticConfig:
 
     out: str = "data/synthetic"
     classes: int = 8
-    videos_per_class: int = 12
-    groups: int = 4
-    frames: int = 48
-    height: int = 96
-    width: int = 128
+    videos_per_class: int = 96
+    groups: int = 16
+    frames: int = 32
+    height: int = 64
+    width: int = 64
     fps: float = 25.0
-    cue_agreement: float = 0.65
+    cue_agreement: float = 0.75
+    task: str = "classification"
     seed: int = 0
     workers: int = 2
 
     def validate(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise UserError(f"task must be classification or regression, got {self.task!r}")
         if not 2 <= self.classes <= len(MOTIONS):
-            raise ValueError(f"classes must be between 2 and {len(MOTIONS)}, got {self.classes}")
+            raise UserError(f"classes must be between 2 and {len(MOTIONS)}, got {self.classes}")
         if not 1 <= self.groups <= 99:
-            raise ValueError(f"groups must be between 1 and 99, got {self.groups}")
+            raise UserError(f"groups must be between 1 and 99, got {self.groups}")
         if self.groups < 2:
-            raise ValueError("groups must be at least 2, so train and test get different groups")
+            raise UserError("groups must be at least 2, so train and test get different groups")
         if self.videos_per_class < self.groups:
-            raise ValueError(f"videos_per_class ({self.videos_per_class}) must be at least groups ({self.groups})")
+            raise UserError(f"videos_per_class ({self.videos_per_class}) must be at least groups ({self.groups})")
         if self.frames < 16:
-            raise ValueError(f"frames must be at least 16 (one teacher clip), got {self.frames}")
+            raise UserError(f"frames must be at least 16 (one teacher clip), got {self.frames}")
         for name in ("height", "width"):
             value = getattr(self, name)
             if value < 32 or value % 2:
-                raise ValueError(f"{name} must be even and at least 32 (yuv420p video), got {value}")
+                raise UserError(f"{name} must be even and at least 32 (yuv420p video), got {value}")
         if self.fps <= 0:
-            raise ValueError(f"fps must be positive, got {self.fps}")
+            raise UserError(f"fps must be positive, got {self.fps}")
         if not 0.0 <= self.cue_agreement <= 1.0:
-            raise ValueError(f"cue_agreement must be within [0, 1], got {self.cue_agreement}")
+            raise UserError(f"cue_agreement must be within [0, 1], got {self.cue_agreement}")
         if self.workers < 1:
-            raise ValueError(f"workers must be at least 1, got {self.workers}")
+            raise UserError(f"workers must be at least 1, got {self.workers}")
 
 
 def held_out_groups(split: int, groups: int) -> set[int]:
@@ -125,6 +131,123 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return (smooth + rng.normal(0, 12, size=(height, width, 3))).clip(0, 255).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class VideoParams:
+    """Everything one video draws at random, once (the rest follows from the class and the frame).
+
+    Attributes:
+        agrees: the object's pose cue points along the true motion (probability ``cue_agreement``).
+        x0, y0: arrows: start position anywhere on the stage (motion wraps around within it, so
+            the position at any frame is uniform whatever the direction); others: the pivot,
+            in the middle of the frame.
+        angle0: start angle (bar, orbiter), uniform.
+        phase: disc: where in its growth cycle the video starts, uniform over the cycle.
+        size: object size, in units of the frame's short side.
+        color: object colour.
+        speed: multiplies the class's velocity, spin and growth (1 for classification; the
+            score of the regression variant, which a frame hints at through its cue's offset).
+    """
+
+    agrees: bool
+    x0: float
+    y0: float
+    angle0: float
+    phase: float
+    size: float
+    color: tuple[float, float, float]
+    speed: float = 1.0
+
+
+#: Frames of one disc growth (or shrink) cycle: radius x e^(0.025 x 24) = x1.8 over a cycle, then it restarts.
+DISC_PERIOD = 24
+DISC_RATE = 0.025
+#: Objects (with their cues) stay this fraction of the short side away from every edge of the
+#: frame's centre square: the student's evaluation crop (7/8 of its stored square) and the
+#: teacher's (56 of 64 for tiny3d) both keep the middle 87.5%, so every frame a model sees shows
+#: the whole object.
+MARGIN = 0.1
+#: Radius of the orbiters' circle, in sides.
+ORBIT = 0.12
+
+
+def draw_params(
+    motion: Motion, rng: np.random.Generator, height: int, width: int, cue_agreement: float, speed: float = 1.0
+) -> VideoParams:
+    """A video's random parameters, drawn in a fixed order from its own generator."""
+    color = rng.uniform(180, 255, size=3) * rng.permutation([1.0, 0.6, 0.2])
+    agrees = bool(rng.random() < cue_agreement)
+    size = float(rng.uniform(0.15, 0.19))
+    (x_lo, x_hi), (y_lo, y_hi) = stage(height, width)
+    if motion.shape == "arrow":  # anywhere on the stage it wraps around in (uniform, so at any frame too)
+        r = size * min(height, width)
+        x0, y0 = rng.uniform(x_lo + r, x_hi - r), rng.uniform(y_lo + r, y_hi - r)
+    else:  # the pivot, within 0.15 of a side from the centre
+        x0 = (x_lo + x_hi) / 2 + rng.uniform(-0.15, 0.15) * min(height, width)
+        y0 = (y_lo + y_hi) / 2 + rng.uniform(-0.15, 0.15) * min(height, width)
+    angle0 = rng.uniform(0, 2 * math.pi)
+    phase = rng.uniform(0, DISC_PERIOD)
+    color = tuple(map(float, color))
+    return VideoParams(agrees, float(x0), float(y0), float(angle0), float(phase), size, color, speed)
+
+
+@dataclass(frozen=True)
+class ObjectState:
+    """What one frame shows of the object: where it is, its angle and radius, and where its cue points.
+
+    ``cue`` is the class the pose cue points to: the true class when the video's cue agrees,
+    the class's mirror-pair partner otherwise (same shape, opposite motion).
+    """
+
+    x: float
+    y: float
+    angle: float
+    radius: float
+    cue_sign: float
+    speed: float = 1.0
+
+
+def object_state(motion: Motion, p: VideoParams, t: int, height: int, width: int) -> ObjectState:
+    """The object at frame ``t``: the single source of what a frame shows (rendering and the ceiling use it)."""
+    side = min(height, width)
+    cue_sign = 1.0 if p.agrees else -1.0
+    t = t * p.speed  # a faster video covers more of the same motion per frame
+    if motion.shape == "arrow":
+        r = p.size * side
+        (x_lo, x_hi), (y_lo, y_hi) = stage(height, width)
+        x = _wrap(p.x0 + motion.velocity[0] * side * t, x_lo + r, x_hi - r)
+        y = _wrap(p.y0 + motion.velocity[1] * side * t, y_lo + r, y_hi - r)
+        return ObjectState(x, y, 0.0, r, cue_sign, p.speed)
+    if motion.shape == "disc":
+        # A sawtooth in log-radius: the disc grows (or shrinks) steadily and restarts every cycle.
+        # With a uniform phase the radius at any frame has the same distribution for both
+        # directions, so a single frame's size says nothing about the motion.
+        u = (p.phase + math.copysign(1.0, motion.growth) * t) % DISC_PERIOD
+        return ObjectState(p.x0, p.y0, 0.0, p.size * 0.4 * side * math.exp(DISC_RATE * u), cue_sign, p.speed)
+    a = p.angle0 + motion.spin * t
+    if motion.shape == "bar":
+        return ObjectState(p.x0, p.y0, a, p.size * side, cue_sign, p.speed)
+    radius = side * ORBIT  # orbiter: a square circling the pivot
+    x, y = p.x0 + radius * math.cos(a), p.y0 + radius * math.sin(a)
+    return ObjectState(x, y, a, p.size * side, cue_sign, p.speed)
+
+
+def stage(height: int, width: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """``((x_lo, x_hi), (y_lo, y_hi))``: where objects may be drawn, whole, with their cues.
+
+    The centre square of the frame (what a model cropping a square sees) less ``MARGIN`` of its
+    side on every edge (what a centre crop of 7/8 cuts off).
+    """
+    side = min(height, width)
+    x0, y0 = (width - side) / 2, (height - side) / 2
+    m = MARGIN * side
+    return (x0 + m, x0 + side - m), (y0 + m, y0 + side - m)
+
+
+def _wrap(value: float, lo: float, hi: float) -> float:
+    """``value`` wrapped into ``[lo, hi)``: an arrow leaving the stage on one side re-enters on the other."""
+    return lo + (value - lo) % (hi - lo)
+
+
 def render_video(
     motion: Motion,
     *,
@@ -134,15 +257,17 @@ def render_video(
     rng: np.random.Generator,
     background: np.ndarray | None = None,
     cue_agreement: float = 0.65,
+    speed: float = 1.0,
 ) -> np.ndarray:
     """Render one video of ``motion``.
 
     Args:
         motion: the class.
         frames, height, width: size of the video.
-        rng: the video's own generator (start position, colours, cue, clutter, jitter).
+        rng: the video's own generator (parameters, clutter, jitter).
         background: ``(H, W, 3)`` float texture shared by a group, or ``None`` for a fresh one.
         cue_agreement: probability that the object's pose points along its true motion.
+        speed: how fast the motion goes (the regression variant's score).
 
     Returns:
         ``(frames, height, width, 3)`` uint8 RGB.
@@ -150,24 +275,15 @@ def render_video(
     side = min(height, width)
     bg = _background(rng, height, width) if background is None else background
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    color = rng.uniform(180, 255, size=3) * rng.permutation([1.0, 0.6, 0.2])
-    agrees = rng.random() < cue_agreement
-    size = side * rng.uniform(0.09, 0.13)
-    cx, cy = rng.uniform(0.25, 0.75) * width, rng.uniform(0.25, 0.75) * height
-    angle0 = rng.uniform(0, 2 * math.pi)
+    params = draw_params(motion, rng, height, width, cue_agreement, speed)
+    color = np.array(params.color)
     # Clutter: blobs on random walks, same colours family as objects so colour is no cue.
-    n_clutter = int(rng.integers(2, 5))
+    n_clutter = int(rng.integers(1, 4))
     clutter_pos = rng.uniform(0, 1, size=(n_clutter, 2)) * (width, height)
     clutter_vel = rng.normal(0, side * 0.015, size=(n_clutter, 2))
     clutter_col = rng.uniform(80, 255, size=(n_clutter, 3))
-    clutter_r = rng.uniform(0.03, 0.06, size=n_clutter) * side
+    clutter_r = rng.uniform(0.03, 0.05, size=n_clutter) * side
     jitter = rng.integers(-1, 2, size=(frames, 2))
-
-    # The pose cue: direction (unit vector or rotation sense) the shape points to.
-    direction = np.array(motion.velocity, np.float32)
-    if np.linalg.norm(direction) > 0:
-        direction /= np.linalg.norm(direction)
-    cue_sign = 1.0 if agrees else -1.0
 
     out = np.empty((frames, height, width, 3), np.uint8)
     for t in range(frames):
@@ -176,48 +292,45 @@ def render_video(
         clutter_pos %= (width, height)
         for (px, py), col, r in zip(clutter_pos, clutter_col, clutter_r, strict=True):
             img[(xx - px) ** 2 + (yy - py) ** 2 <= r * r] = col * 0.7
-        mask, ghost = _object_masks(motion, t, xx, yy, cx, cy, size, angle0, direction, cue_sign, width, height, side)
+        mask, ghost = _object_masks(motion, object_state(motion, params, t, height, width), xx, yy, width, height)
         img[ghost] = 0.5 * img[ghost] + 0.5 * color
         img[mask] = color
         out[t] = np.roll(img, tuple(jitter[t]), axis=(0, 1)).clip(0, 255).astype(np.uint8)
     return out
 
 
-def _object_masks(motion, t, xx, yy, cx, cy, size, angle0, direction, cue_sign, width, height, side):
-    """Boolean masks ``(H, W)`` of the object at frame ``t`` and of its pose cue (a ghost/halo)."""
+def _object_masks(motion: Motion, s: ObjectState, xx, yy, width: int, height: int):
+    """Boolean masks ``(H, W)`` of the object and of its pose cue (a ghost or halo)."""
     if motion.shape == "arrow":
-        x = (cx + motion.velocity[0] * side * t) % width
-        y = (cy + motion.velocity[1] * side * t) % height
-        ux, uy = direction * cue_sign  # the arrow points along (ux, uy)
-        u = (xx - x) * ux + (yy - y) * uy
-        v = -(xx - x) * uy + (yy - y) * ux
-        mask = (u >= -size * 0.6) & (u <= size) & (np.abs(v) <= (size - u) * 0.55)
-        ghost = np.zeros_like(mask)
-        return mask, ghost
+        direction = np.array(motion.velocity, np.float32)
+        ux, uy = direction / np.linalg.norm(direction) * s.cue_sign  # the arrow points along (ux, uy)
+        dx, dy = xx - s.x, yy - s.y
+        u = dx * ux + dy * uy
+        v = -dx * uy + dy * ux
+        mask = (u >= -s.radius * 0.6) & (u <= s.radius) & (np.abs(v) <= (s.radius - u) * 0.55)
+        return mask, np.zeros_like(mask)
     if motion.shape == "bar":
-        a = angle0 + motion.spin * t
-        mask = _bar(xx, yy, cx, cy, a, size * 1.6, size * 0.25)
+        mask = _bar(xx, yy, s.x, s.y, s.angle, s.radius * 1.2, s.radius * 0.25)
         # A motion-blur ghost trailing behind the rotation (on the wrong side if the cue disagrees).
-        ghost = _bar(xx, yy, cx, cy, a - cue_sign * math.copysign(0.35, motion.spin), size * 1.6, size * 0.25)
+        back = s.angle - s.cue_sign * math.copysign(0.35 * s.speed, motion.spin)
+        ghost = _bar(xx, yy, s.x, s.y, back, s.radius * 1.2, s.radius * 0.25)
         return mask, ghost & ~mask
     if motion.shape == "disc":
-        # Size breathes around the start size within the video, growing or shrinking throughout.
-        r = size * math.exp(motion.growth * (t - 24))
-        d2 = (xx - cx) ** 2 + (yy - cy) ** 2
-        mask = d2 <= r * r
-        grows = (motion.growth > 0) == (cue_sign > 0)
-        ghost = (d2 <= (r * 1.45) ** 2) & ~mask if grows else (d2 <= (r * 0.5) ** 2)
+        d2 = (xx - s.x) ** 2 + (yy - s.y) ** 2
+        mask = d2 <= s.radius**2
+        grows = (motion.growth > 0) == (s.cue_sign > 0)
+        ghost = (d2 <= (s.radius * 1.45) ** 2) & ~mask if grows else (d2 <= (s.radius * 0.5) ** 2)
         if not grows:
             mask = mask & ~ghost
         return mask, ghost
-    # orbiter: a square circling the start point
-    radius = side * 0.22
-    a = angle0 + motion.spin * t
-    x, y = cx + radius * math.cos(a), cy + radius * math.sin(a)
-    mask = (np.abs(xx - x) <= size * 0.6) & (np.abs(yy - y) <= size * 0.6)
-    back = a - cue_sign * math.copysign(0.35, motion.spin)
+    # orbiter: a square, with a ghost where it was (on the wrong side if the cue disagrees)
+    half = s.radius * 0.6
+    mask = (np.abs(xx - s.x) <= half) & (np.abs(yy - s.y) <= half)
+    radius = min(height, width) * ORBIT
+    cx, cy = s.x - radius * math.cos(s.angle), s.y - radius * math.sin(s.angle)
+    back = s.angle - s.cue_sign * math.copysign(0.35 * s.speed, motion.spin)
     gx, gy = cx + radius * math.cos(back), cy + radius * math.sin(back)
-    ghost = (np.abs(xx - gx) <= size * 0.6) & (np.abs(yy - gy) <= size * 0.6)
+    ghost = (np.abs(xx - gx) <= half) & (np.abs(yy - gy) <= half)
     return mask, ghost & ~mask
 
 
@@ -225,6 +338,27 @@ def _bar(xx, yy, cx, cy, angle, half_length, half_width):
     u = (xx - cx) * math.cos(angle) + (yy - cy) * math.sin(angle)
     v = -(xx - cx) * math.sin(angle) + (yy - cy) * math.cos(angle)
     return (np.abs(u) <= half_length) & (np.abs(v) <= half_width)
+
+
+def mirror_pairs(motions: tuple[Motion, ...]) -> list[tuple[str, str]]:
+    """The classes a horizontal mirror swaps (each pair once): left/right, the two rotation senses, the two orbits."""
+    names = {m.name for m in motions}
+    return [(m.name, m.mirror) for m in motions if m.mirror in names and m.name < m.mirror]
+
+
+def single_frame_ceiling(cue_agreement: float) -> float:
+    """The best video top-1 any classifier of single frames can reach on this dataset, by construction.
+
+    A frame shows the object's shape, which names the class's pair (arrows also show their axis),
+    and its pose cue, which points to one class of the pair: the true one with probability
+    ``cue_agreement``, drawn once per video, so every anchor of a video shows the same cue.
+    Nothing else in a frame depends on the class (positions, angles, sizes and disc phases are
+    drawn so that their distribution at every frame is the same for both classes of a pair;
+    colours, clutter, backgrounds and jitter ignore the class). Per-frame outputs averaged over a
+    video's anchors are thus a function of (pair, cue): the best rule follows the cue, right with
+    probability ``max(p, 1 - p)``.
+    """
+    return max(cue_agreement, 1.0 - cue_agreement)
 
 
 def video_name(motion: Motion, group: int, clip: int) -> str:
@@ -236,33 +370,48 @@ def _write_lines(path: Path, lines: list[str]) -> None:
     path.write_bytes("".join(f"{line}\r\n" for line in lines).encode())
 
 
+#: Scores of the regression variant: ``SCORE_SCALE x speed``, speed uniform in ``SPEEDS``.
+SPEEDS = (0.5, 1.5)
+SCORE_SCALE = 10.0
+
+
 def generate(cfg: SyntheticConfig) -> Path:
     """Write the dataset to ``cfg.out`` and return it.
 
-    The videos are written to a temporary sibling folder and moved into place at the end, so
-    a crash never leaves half a dataset, and a rerun replaces (never mixes with) an old one.
+    ``task: classification`` writes the UCF101 layout (class = motion). ``task: regression``
+    writes the ``manifest`` layout (``videos/<Motion>/<name>.avi`` and ``manifest.csv`` with
+    ``path,score,split``) whose score is how fast the motion goes (``SCORE_SCALE x speed``): a
+    frame hints at it (the cue's offset grows with speed), the motion reveals it, like the judges'
+    scores of an action-quality dataset. The videos are written to a temporary sibling folder and
+    moved into place at the end, so a crash never leaves half a dataset, and a rerun replaces
+    (never mixes with) an old one.
     """
     cfg.validate()
     t0 = time.perf_counter()
     out = Path(cfg.out)
     if out.exists() and any(out.iterdir()) and not (out / "synthetic.yaml").is_file():
-        raise ValueError(f"{out} exists and was not written by make-synthetic; choose a new or empty folder")
+        raise UserError(f"{out} exists and was not written by make-synthetic; choose a new or empty folder")
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "ucfTrainTestlist").mkdir(parents=True)
+    tmp.mkdir(parents=True)
     motions = MOTIONS[: cfg.classes]
+    regression = cfg.task == "regression"
+    videos = Path("videos" if regression else "UCF-101")
     jobs = []
     for label, motion in enumerate(motions):
         for i in range(cfg.videos_per_class):
             group, clip = i % cfg.groups + 1, i // cfg.groups + 1
-            jobs.append((label, motion, group, clip))
+            speed = (
+                float(np.random.default_rng([cfg.seed, label, group, clip, 1]).uniform(*SPEEDS)) if regression else 1.0
+            )
+            jobs.append((label, motion, group, clip, speed))
     backgrounds = {
         g: _background(np.random.default_rng([cfg.seed, 7919, g]), cfg.height, cfg.width)
         for g in range(1, cfg.groups + 1)
     }
 
-    def write(job: tuple[int, Motion, int, int]) -> None:
-        label, motion, group, clip = job
+    def write(job: tuple[int, Motion, int, int, float]) -> None:
+        label, motion, group, clip, speed = job
         rng = np.random.default_rng([cfg.seed, label, group, clip])
         frames = render_video(
             motion,
@@ -272,26 +421,29 @@ def generate(cfg: SyntheticConfig) -> Path:
             rng=rng,
             background=backgrounds[group],
             cue_agreement=cfg.cue_agreement,
+            speed=speed,
         )
-        write_video(tmp / "UCF-101" / video_name(motion, group, clip), frames, fps=cfg.fps)
+        write_video(tmp / videos / video_name(motion, group, clip), frames, fps=cfg.fps)
 
     with cf.ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        list(tqdm(pool.map(write, jobs), total=len(jobs), desc="make-synthetic", unit="video", disable=None))
+        list(progress(pool.map(write, jobs), total=len(jobs), desc="make-synthetic", unit="video", logger=logger))
 
-    lists = tmp / "ucfTrainTestlist"
-    _write_lines(lists / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(motions)])
-    for split in (1, 2, 3):
-        held_out = held_out_groups(split, cfg.groups)
-        train = [f"{video_name(m, g, c)} {label + 1}" for label, m, g, c in jobs if g not in held_out]
-        test = [video_name(m, g, c) for _, m, g, c in jobs if g in held_out]
-        _write_lines(lists / f"trainlist0{split}.txt", train)
-        _write_lines(lists / f"testlist0{split}.txt", test)
+    held_out = held_out_groups(1, cfg.groups)
+    if regression:
+        rows = ["path,score,split"] + [
+            f"{videos / video_name(m, g, c)},{SCORE_SCALE * speed:.4f},{'test' if g in held_out else 'train'}"
+            for _, m, g, c, speed in jobs
+        ]
+        (tmp / "manifest.csv").write_text("\n".join(rows) + "\n")
+    else:
+        _write_ucf101_lists(tmp / "ucfTrainTestlist", cfg, motions, jobs)
     save_config(cfg, tmp / "synthetic.yaml")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     logger.info(
-        "wrote %d videos of %d classes (%d frames, %dx%d) to %s in %.1f s",
+        "wrote %d %s videos of %d motions (%d frames, %dx%d) to %s in %.1f s",
         len(jobs),
+        cfg.task,
         len(motions),
         cfg.frames,
         cfg.width,
@@ -300,3 +452,21 @@ def generate(cfg: SyntheticConfig) -> Path:
         time.perf_counter() - t0,
     )
     return out
+
+
+def _write_ucf101_lists(lists: Path, cfg: SyntheticConfig, motions: tuple[Motion, ...], jobs: list) -> None:
+    """classInd, the three train/test lists (CRLF, 1-based), our mirror pairs, and the dataset's ceiling."""
+    lists.mkdir(parents=True, exist_ok=True)
+    _write_lines(lists / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(motions)])
+    # Not part of UCF101 (a real copy lacks it and keeps every label under a mirror): which of
+    # our classes a horizontal mirror swaps, read by the ucf101 adapter when present.
+    _write_lines(lists / "mirror_pairs.txt", [f"{a} {b}" for a, b in mirror_pairs(motions)])
+    (lists.parent / "ceiling.json").write_text(
+        json.dumps({"single_frame_ceiling": {"video_top1": single_frame_ceiling(cfg.cue_agreement)}}, indent=2) + "\n"
+    )
+    for split in (1, 2, 3):
+        held_out = held_out_groups(split, cfg.groups)
+        train = [f"{video_name(m, g, c)} {label + 1}" for label, m, g, c, _ in jobs if g not in held_out]
+        test = [video_name(m, g, c) for _, m, g, c, _ in jobs if g in held_out]
+        _write_lines(lists / f"trainlist0{split}.txt", train)
+        _write_lines(lists / f"testlist0{split}.txt", test)

@@ -1,40 +1,50 @@
-"""Shared fixtures: tiny real video files written with PyAV."""
+"""Fixtures only; shared helper functions live in ``helpers.py`` (test modules import them from there)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+import torch
+from helpers import make_cache, moving_square, train_config
 
 from pipeline.video import write_video
+from student_train.train import train_student
+
+# One intra-op thread, here and in every subprocess (the CLI, torchrun): the tests run many tiny
+# forward passes, which OpenMP's spinning threads slow down many times over on a shared CPU, and
+# a run and its rerun in another process then compute with the same thread count.
+os.environ["OMP_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
-def moving_square(num_frames: int = 24, height: int = 32, width: int = 32, seed: int = 0) -> np.ndarray:
-    """``(T, H, W, 3)`` uint8 frames: a bright square sliding right, plus a frame-number stripe.
-
-    The top 8 rows hold the frame index as 8 black/white bits, so tests can tell frames apart
-    after lossy coding (:func:`frame_index_of`).
-    """
-    rng = np.random.default_rng(seed)
-    frames = np.full((num_frames, height, width, 3), 40, np.uint8)
-    frames[..., 2] = rng.integers(30, 60)
-    for t in range(num_frames):
-        x = (t * 2) % (width - 8)
-        frames[t, 12:20, x : x + 8] = (230, 200, 40)
-        bit = width // 8
-        for b in range(8):
-            frames[t, :8, b * bit : (b + 1) * bit] = 255 if (t >> b) & 1 else 0
-    return frames
+@pytest.fixture(scope="session", autouse=True)
+def session_run_config_store(tmp_path_factory: pytest.TempPathFactory):
+    """Module- and session-scoped fixtures run before the per-test store exists: they get one of their own."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HALLUCINET_CACHE_DIR", str(tmp_path_factory.mktemp("hallucinet-cache-session")))
+        yield
 
 
-def frame_index_of(image: np.ndarray) -> int:
-    """Recover the frame index :func:`moving_square` encoded in the top stripe."""
-    bit = image.shape[1] // 8
-    return sum(1 << b for b in range(8) if image[2:6, b * bit + 1 : (b + 1) * bit - 1].mean() > 128)
+@pytest.fixture(autouse=True)
+def run_config_store(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test remembers measured run configurations (``fastest_config``) in a fresh folder of its own."""
+    folder = tmp_path_factory.mktemp("hallucinet-cache")
+    monkeypatch.setenv("HALLUCINET_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
 def video_file(tmp_path: Path) -> Path:
     """A 24-frame 32x32 mpeg4 AVI."""
     return write_video(tmp_path / "clip.avi", moving_square(), fps=25)
+
+
+@pytest.fixture(scope="session")
+def trained_student(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``(cache, run folder)``: a tiny student trained one epoch on a hand-made 3-class cache (16 px, crop 14)."""
+    tmp = tmp_path_factory.mktemp("student")
+    cache = make_cache(tmp / "features.h5")
+    train_student(train_config(cache, tmp / "run", epochs=1))
+    return cache, tmp / "run"
