@@ -1,64 +1,218 @@
-"""Extraction throughput vs the teacher's forward-only throughput, measured in one run.
+"""Stage one against its limit: extraction throughput next to what bounds it, all measured in one run.
 
-The ratio says whether decoding, preprocessing and HDF5 writing keep up with the teacher:
-1.0 means extraction costs nothing beyond the teacher's forward passes.
+On UCF101-sized videos (320x240 mpeg4 AVI, ``--frames`` frames each, ``--anchors`` clips per
+video), for one teacher (random init) and one decoder worker count (default: every core):
 
-Run: ``python -m benchmarks.extract [--teacher r3d_18] [--videos 24] [--anchors uniform:2]``
+- **forward-only**, ``forward[<precision>+<format>]``: clips/s of the teacher alone on a random
+  batch of the extraction's shape, for each of fp32/bf16 x contiguous/channels_last
+  (:func:`pipeline.device.time_forward`, median of at least ``--repeats`` batches after a warm-up). A bf16
+  candidate whose outputs stray from fp32's by more than ``auto``'s tolerance is listed but not
+  a candidate. ``forward_best`` is the fastest candidate: the teacher's limit on this machine.
+- **auto**: the configuration ``extract-teacher`` picks by itself (``fastest_config``, measured
+  afresh in a private ``HALLUCINET_CACHE_DIR``), with its forward-only rate from the line above.
+- **decode-only**: the frames the extraction decodes (the same :class:`ClipDecoder` and worker
+  processes, through ``decode_loader``), items discarded: videos/s and clips/s (clips = anchors).
+  Also with 1 worker (``decode_per_worker``), and that rate times 16, *scaled, not measured*:
+  what the 16 cores of a lent GPU machine would decode if decoding scales linearly.
+- **pipeline-only**: ``Extractor.run`` with a *null teacher* (same preset, returns zeros, no
+  compute): decode + device preprocessing + batching + output copies + journal, no model.
+- **extract**: the real ``run_extraction`` with precision and memory format ``auto``: clips per
+  second of its extraction loop (``Extractor.run``: from starting the decoders to the last
+  journal write); ``extract_end_to_end`` divides by the whole call instead (building the
+  teacher, fingerprinting every file, assembling the HDF5 cache; not ``auto``'s one-time probe,
+  which is remembered per machine).
+
+Ratios (each printed with its two numbers):
+
+- ``extract_vs_limit`` = extract / min(forward_best, decode-only): 1.0 means the extraction
+  runs at the speed of its slowest unavoidable part; the figure that matters.
+- ``extract_vs_forward_best`` = extract / forward_best: the share of the teacher's best speed
+  the extraction reaches (below ``extract_vs_limit`` when decoding is the limit).
+- ``pipeline_vs_decode`` = pipeline-only / decode-only: what preprocessing, batching and the
+  journal cost on top of decoding (1.0: nothing).
+- ``decode_vs_forward_best`` = decode-only / forward_best: above 1 the teacher is the limit,
+  below 1 decoding is.
+- ``auto_vs_best`` = forward rate of auto's choice / forward_best (1.0: auto chose the best).
+- end-to-end vs loop = ``extract_end_to_end`` / extract: the share of a run's time spent in the
+  extraction loop (the rest is fixed cost, smaller on a larger dataset).
+
+Decode-only, pipeline-only and extract all start their worker processes inside the timed
+region, as a real run does; enough videos amortise that (``--videos``).
+
+Run: ``python -m benchmarks.extract [--teacher r3d_18] [--workers N] [--videos N] [--quick]``
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from torch import nn
 
-from pipeline.device import autocast, resolve_device, resolve_precision
-from pipeline.synthetic import SyntheticConfig, generate
-from teacher_extract.extract import ExtractConfig, run_extraction
+from benchmarks.common import GPU_MACHINE_CORES, describe_device, fresh_run_config, make_ucf101
+from pipeline.datasets import load_dataset
+from pipeline.device import RunConfig, fastest_config, resolve_device, time_forward
+from teacher_extract import extract as extract_module
+from teacher_extract.decoding import ClipDecoder, decode_loader
+from teacher_extract.extract import ExtractConfig, Extractor, ExtractSummary, Journal, run_extraction
 from teacher_extract.models import build_teacher
+from teacher_extract.plan import PlanItem
+
+#: Largest ``max|out - out_fp32| / max|out_fp32|`` of a bf16 candidate (fastest_config's default).
+TOLERANCE = 0.05
 
 
-def forward_only(cfg: ExtractConfig, batches: int) -> float:
-    """Clips/s of the teacher alone on random tensors of the extraction's batch shape."""
-    device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
-    teacher = build_teacher(cfg.teacher, None, seed=0).eval().to(device)
-    fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    teacher = teacher.to(memory_format=fmt)
-    h, w = teacher.preset.crop_size
-    x = torch.randn(cfg.batch_size, 3, cfg.clip_len, h, w, device=device).contiguous(memory_format=fmt)
-    with torch.inference_mode(), autocast(device, precision):
-        teacher(x)  # warm-up
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+class NullTeacher(nn.Module):
+    """Stands in for a :class:`teacher_extract.models.Teacher`: same preset and widths, zeros out, no compute."""
+
+    def __init__(self, preset, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.name, self.preset, self.feature_dim, self.num_classes = "null", preset, feature_dim, num_classes
+        self.classes, self.weights_id = (), "null"
+
+    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        n = clips.shape[0]
+        logits = clips.new_zeros(n, self.num_classes) if self.num_classes else None
+        return clips.new_zeros(n, self.feature_dim), logits
+
+
+def forward_configs(teacher: nn.Module, example: torch.Tensor, device: torch.device, repeats: int) -> dict:
+    """``{"<precision>+<format>": {"clips_per_s", "error", "candidate"}}`` for every configuration."""
+    precisions = ["fp32"]
+    if device.type != "cuda" or torch.cuda.is_bf16_supported():
+        precisions.append("bf16")
+    out, reference = {}, None
+    for precision in precisions:
+        for fmt in ("contiguous", "channels_last"):
+            rate, first = time_forward(teacher, example, device, precision, fmt, min_runs=repeats)
+            if reference is None:
+                reference = first
+            error = float((first - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
+            out[f"{precision}+{fmt}"] = {
+                "clips_per_s": rate,
+                "error": error,
+                "candidate": precision == "fp32" or error <= TOLERANCE,
+            }
+    return out
+
+
+def decode_only(root: Path, paths: list[str], cfg: ExtractConfig, workers: int, pin_memory: bool) -> dict:
+    """Iterate the extraction's decode loader over ``paths`` and discard the items."""
+    dataset = ClipDecoder(
+        root,
+        paths,
+        anchors=cfg.anchors,
+        clip_len=cfg.clip_len,
+        frame_step=cfg.frame_step,
+        horizon=cfg.horizon,
+        image_size=cfg.image_size,
+    )
+    videos = clips = frames = 0
+    t0 = time.perf_counter()
+    for item in decode_loader(dataset, workers=workers, pin_memory=pin_memory):
+        if item.error is not None:
+            raise RuntimeError(f"{paths[item.index]}: {item.error}")
+        videos += 1
+        clips += len(item.anchors)
+        frames += item.num_decoded
+    seconds = time.perf_counter() - t0
+    return {
+        "workers": workers,
+        "videos": videos,
+        "clips": clips,
+        "seconds": seconds,
+        "videos_per_s": videos / seconds,
+        "clips_per_s": clips / seconds,
+        "frames_per_s": frames / seconds,
+    }
+
+
+def pipeline_only(cfg: ExtractConfig, root: Path, records, teacher, device: torch.device, run: RunConfig) -> dict:
+    """``Extractor.run`` over ``records`` with a :class:`NullTeacher` in ``teacher``'s place."""
+    null = NullTeacher(teacher.preset, teacher.feature_dim, teacher.num_classes).to(device)
+    journal = Journal(Path(cfg.out).with_name("null.h5"), "null-teacher")
+    todo = [PlanItem(record, "bench") for record in records]
+    summary = ExtractSummary(videos=len(todo))
+    t0 = time.perf_counter()
+    Extractor(cfg, null, device, run).run(root, todo, journal, summary)
+    seconds = time.perf_counter() - t0
+    journal.remove()
+    if summary.failed:
+        raise RuntimeError(f"{summary.failed} videos failed in the pipeline-only run: {summary.failures[:3]}")
+    return {"clips": summary.clips_extracted, "seconds": seconds, "clips_per_s": summary.clips_extracted / seconds}
+
+
+@contextlib.contextmanager
+def timed_extractor_runs() -> Iterator[list[float]]:
+    """Record the seconds of every ``Extractor.run`` call made by ``run_extraction`` inside the block."""
+    seconds: list[float] = []
+    original = extract_module.Extractor.run
+
+    def run(self, *args, **kwargs):
         t0 = time.perf_counter()
-        for _ in range(batches):
-            teacher(x)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-    return batches * cfg.batch_size / (time.perf_counter() - t0)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - t0)
+
+    extract_module.Extractor.run = run
+    try:
+        yield seconds
+    finally:
+        extract_module.Extractor.run = original
+
+
+def defaults(device: torch.device, workers: int, quick: bool) -> dict:
+    """Sizes that keep each timed pass a few seconds long: more videos where more workers decode."""
+    per_worker = 8 if quick else 24
+    return {
+        "batch_size": 32 if device.type == "cuda" else 8,
+        "videos": max(16, per_worker * workers),
+        "solo_videos": 8 if quick else 24,
+        # At least 12 on a CPU: a handful of timed batches swings by +-10% on a busy 2-core machine.
+        "repeats": 50 if device.type == "cuda" else 12,
+    }
 
 
 def measure(
     teacher: str = "r3d_18",
-    videos: int = 24,
+    *,
+    workers: int | None = None,
+    videos: int | None = None,
+    frames: int = 64,
     anchors: str = "uniform:2",
-    batch_size: int = 8,
+    batch_size: int | None = None,
+    repeats: int | None = None,
+    solo_videos: int | None = None,
     device: str = "auto",
-    precision: str = "auto",
-    workers: int = 2,
+    quick: bool = False,
+    fresh: bool = True,
 ) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        root = generate(
-            SyntheticConfig(
-                out=f"{tmp}/data", classes=2, videos_per_class=videos // 2, groups=2, frames=64, height=240, width=320
-            )
-        )
+    """Every figure of this module's docstring, measured in one run; ``None`` sizes take :func:`defaults`.
+
+    ``fresh``: let ``auto`` measure in a private ``HALLUCINET_CACHE_DIR`` (off when the caller
+    has set one up already, as the suite does).
+    """
+    dev = resolve_device(device)
+    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    sizes = defaults(dev, workers, quick)
+    batch_size = batch_size or sizes["batch_size"]
+    videos = videos or sizes["videos"]
+    solo_videos = min(videos, solo_videos or sizes["solo_videos"])
+    repeats = repeats or sizes["repeats"]
+    pin = dev.type == "cuda"
+
+    private = fresh_run_config() if fresh else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory(prefix="bench-extract-") as tmp, private:
+        root = make_ucf101(Path(tmp) / "ucf101", videos, frames, workers=workers)
         cfg = ExtractConfig(
             dataset="ucf101",
             root=str(root),
@@ -66,47 +220,165 @@ def measure(
             teacher_weights=None,
             anchors=anchors,
             batch_size=batch_size,
-            device=device,
-            precision=precision,
+            device=str(dev),
             workers=workers,
-            out=f"{tmp}/f.h5",
+            out=f"{tmp}/features.h5",
         )
-        t0 = time.perf_counter()
-        summary = run_extraction(cfg)
-        wall = time.perf_counter() - t0
-        # At least 12 batches: a handful of timed batches swings by +-10% on a busy 2-core machine.
-        batches = max(12, -(-summary.clips_extracted // batch_size))
-        forward = forward_only(cfg, batches)
-        size = Path(cfg.out).stat().st_size
-    extract = summary.clips_extracted / wall
+        cfg.validate()
+        index = load_dataset(cfg.dataset, cfg.root, cfg.split)
+        paths = [r.path for r in index.videos]
+
+        # The teacher and example exactly as extract-teacher builds them (same fastest_config key).
+        model = build_teacher(teacher, None, seed=cfg.seed).eval().to(dev)
+        h, w = model.preset.crop_size
+        example = torch.randn(batch_size, 3, cfg.clip_len, h, w, generator=torch.Generator().manual_seed(0))
+        forward = forward_configs(model, example, dev, repeats)
+        best = max((k for k, v in forward.items() if v["candidate"]), key=lambda k: forward[k]["clips_per_s"])
+        auto = fastest_config(f"teacher:{teacher}", model, example, dev)
+        auto_name = f"{auto.precision}+{auto.memory_format}"
+
+        decode = decode_only(root, paths, cfg, workers, pin)
+        solo = decode_only(root, paths[:solo_videos], cfg, 1, pin)
+        pipeline = pipeline_only(cfg, root, index.videos, model, dev, auto)
+        del model
+        with timed_extractor_runs() as loop_seconds:
+            t0 = time.perf_counter()
+            summary = run_extraction(cfg)
+            wall = time.perf_counter() - t0
+        cache_bytes = Path(cfg.out).stat().st_size
+    if summary.failed:
+        raise RuntimeError(f"{summary.failed} videos failed in the extraction: {summary.failures[:3]}")
+
+    forward_best = forward[best]["clips_per_s"]
+    extract_rate = summary.clips_extracted / loop_seconds[0]
+    limit = min(forward_best, decode["clips_per_s"])
     return {
+        "machine": describe_device(dev),
         "teacher": teacher,
-        "device": str(resolve_device(device)),
-        "precision": resolve_precision(precision, resolve_device(device)),
+        "workers": workers,
+        "batch_size": batch_size,
         "videos": summary.videos,
+        "frames_per_video": frames,
+        "anchors": anchors,
         "clips": summary.clips_extracted,
-        "extract_clips_per_s": extract,
-        "forward_only_clips_per_s": forward,
-        "ratio": extract / forward,
-        "cache_bytes": size,
+        "forward_repeats": repeats,
+        "forward": forward,
+        "forward_best": best,
+        "forward_best_clips_per_s": forward_best,
+        "auto": auto_name,
+        "auto_timings": dict(auto.timings),
+        "auto_forward_clips_per_s": forward[auto_name]["clips_per_s"],
+        "decode": decode,
+        "decode_per_worker": solo,
+        "decode_clips_per_s_16_workers_scaled": solo["clips_per_s"] * GPU_MACHINE_CORES,
+        "pipeline_only": pipeline,
+        "extract_clips_per_s": extract_rate,
+        "extract_loop_s": loop_seconds[0],
+        "extract_end_to_end_s": wall,
+        "extract_end_to_end_clips_per_s": summary.clips_extracted / wall,
+        "cache_bytes": cache_bytes,
+        "limit": "teacher" if forward_best <= decode["clips_per_s"] else "decoding",
+        "limit_clips_per_s": limit,
+        "extract_vs_limit": extract_rate / limit,
+        "extract_vs_forward_best": extract_rate / forward_best,
+        "pipeline_vs_decode": pipeline["clips_per_s"] / decode["clips_per_s"],
+        "decode_vs_forward_best": decode["clips_per_s"] / forward_best,
+        "auto_vs_best": forward[auto_name]["clips_per_s"] / forward_best,
     }
+
+
+def rows(r: dict) -> list[tuple[str, str, str]]:
+    """Table rows ``(figure, ratio, its two numbers)`` for :func:`benchmarks.suite.table`."""
+    d, p, solo = r["decode"], r["pipeline_only"], r["decode_per_worker"]
+    teacher = f"{r['teacher']}, batch {r['batch_size']}"
+    return [
+        (
+            "extraction vs its limit",
+            f"{r['extract_vs_limit']:.3f}",
+            f"{r['extract_clips_per_s']:.1f} vs {r['limit_clips_per_s']:.1f} clips/s "
+            f"(limit: {r['limit']}; auto chose {r['auto']})",
+        ),
+        (
+            "extraction vs teacher's best forward",
+            f"{r['extract_vs_forward_best']:.3f}",
+            f"{r['extract_clips_per_s']:.1f} vs {r['forward_best_clips_per_s']:.1f} clips/s "
+            f"({teacher}, {r['forward_best']})",
+        ),
+        (
+            "pipeline-only (null teacher) vs decode-only",
+            f"{r['pipeline_vs_decode']:.3f}",
+            f"{p['clips_per_s']:.1f} vs {d['clips_per_s']:.1f} clips/s ({r['workers']} decoder processes)",
+        ),
+        (
+            "decode-only vs teacher's best forward",
+            f"{r['decode_vs_forward_best']:.2f}x",
+            f"{d['clips_per_s']:.1f} vs {r['forward_best_clips_per_s']:.1f} clips/s "
+            f"({d['videos_per_s']:.1f} videos/s, {d['frames_per_s']:.0f} frames/s)",
+        ),
+        (
+            "auto's choice vs the best configuration",
+            f"{r['auto_vs_best']:.3f}",
+            f"{r['auto_forward_clips_per_s']:.1f} ({r['auto']}) vs {r['forward_best_clips_per_s']:.1f} clips/s "
+            f"({r['forward_best']})",
+        ),
+        (
+            "extraction end-to-end vs its loop",
+            f"{r['extract_end_to_end_clips_per_s'] / r['extract_clips_per_s']:.3f}",
+            f"{r['extract_end_to_end_clips_per_s']:.1f} vs {r['extract_clips_per_s']:.1f} clips/s "
+            f"({r['extract_end_to_end_s']:.1f} s vs {r['extract_loop_s']:.1f} s, {r['videos']} videos)",
+        ),
+        (
+            f"decode, {GPU_MACHINE_CORES} workers (SCALED, not measured)",
+            f"{GPU_MACHINE_CORES}x",
+            f"{r['decode_clips_per_s_16_workers_scaled']:.0f} clips/s = {GPU_MACHINE_CORES} x "
+            f"{solo['clips_per_s']:.1f} clips/s of 1 worker ({solo['frames_per_s']:.0f} frames/s)",
+        ),
+    ]
+
+
+def forward_table(r: dict) -> str:
+    """One line per forward-only configuration."""
+    lines = []
+    for name, v in r["forward"].items():
+        marks = [m for m, on in (("best", name == r["forward_best"]), ("auto", name == r["auto"])) if on]
+        if not v["candidate"]:
+            marks.append(f"not a candidate: error {v['error']:.3g} > {TOLERANCE}")
+        note = f"  ({', '.join(marks)})" if marks else ""
+        lines.append(f"  forward {name:<20} {v['clips_per_s']:9.2f} clips/s{note}")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", default="r3d_18")
-    parser.add_argument("--videos", type=int, default=24)
+    parser.add_argument("--workers", type=int, default=None, help="Decoder processes (default: every core).")
+    parser.add_argument("--videos", type=int, default=None, help="Videos (default: 24 per worker, at least 16).")
+    parser.add_argument("--frames", type=int, default=64, help="Frames per video.")
     parser.add_argument("--anchors", default="uniform:2")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=None, help="Default: 32 on CUDA, 8 on a CPU.")
+    parser.add_argument("--repeats", type=int, default=None, help="Timed forward batches per configuration.")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto")
-    parser.add_argument("--workers", type=int, default=2, help="Decoder threads.")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of this process.")
+    parser.add_argument("--quick", action="store_true", help="Fewer videos and batches (noisier).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = measure(
-        args.teacher, args.videos, args.anchors, args.batch_size, args.device, args.precision, args.workers
+        args.teacher,
+        workers=args.workers,
+        videos=args.videos,
+        frames=args.frames,
+        anchors=args.anchors,
+        batch_size=args.batch_size,
+        repeats=args.repeats,
+        device=args.device,
+        quick=args.quick,
     )
     print(json.dumps(result, indent=2))
+    print(forward_table(result))
+    for name, ratio, numbers in rows(result):
+        print(f"{name:<44} {ratio:>7}  {numbers}")
 
 
 if __name__ == "__main__":

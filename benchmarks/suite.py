@@ -1,11 +1,24 @@
-"""The benchmark suite (``make bench``): every speed figure of the project in one run.
+"""The benchmark suite (``make bench``): every speed figure of the project, measured in one run.
 
-Each figure is a ratio of two throughputs (or costs) measured side by side in this run, on
-this machine, so figures from different machines compare by their ratios. Where a CUDA device
-exists, the suite runs there (bf16 autocast, channels_last) and says so. Writes
-``benchmarks/results.json`` and prints a table.
+Each row is a ratio of two figures measured side by side in this run, on this machine, printed
+with both; figures from different machines compare by their ratios. A speed ratio's denominator
+is the best this machine can do (the teacher's fastest configuration, decoding on every core),
+never the configuration the code happened to pick. Where a CUDA device exists the suite runs
+there and says so. The parts, in the order they run (the most telling first, so that a run cut
+short still has them; ``results.json`` is rewritten after each part):
 
-Run: ``python -m benchmarks.suite [--quick]``
+- ``extract`` (:mod:`benchmarks.extract`): extraction vs its limit, vs the teacher's best
+  forward pass; pipeline-only (null teacher) vs decode-only; auto's choice vs the best; the
+  16-worker decode rate scaled from one worker (an estimate, labelled as such).
+- ``train`` (:mod:`benchmarks.train`): cached vs online-teacher training; prefetched vs
+  resident-batch step and the time a step waits for data; loader (HDF5, memory) vs step;
+  device crop/mirror vs step; teacher vs student latency and GFLOPs.
+- ``decode`` (:mod:`benchmarks.decode`): one process decoding a centre clip vs the whole video.
+- ``incremental`` (:mod:`benchmarks.incremental`): full vs incremental re-extraction.
+
+Writes ``benchmarks/results.json`` (or ``--out``) and prints the table.
+
+Run: ``python -m benchmarks.suite [--quick] [--workers N] [--parts extract,train] [--out FILE]``
 """
 
 from __future__ import annotations
@@ -13,109 +26,108 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
+import os
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks import decode, extract, incremental, train
-from pipeline.device import resolve_device, resolve_precision
+from benchmarks.common import describe_device, fresh_run_config
+from pipeline.device import resolve_device
 
 RESULTS = Path(__file__).with_name("results.json")
+PARTS = ("extract", "train", "decode", "incremental")
+ROWS = {"extract": extract.rows, "train": train.rows, "decode": decode.rows, "incremental": incremental.rows}
 
 
-def run(quick: bool) -> dict:
-    device = resolve_device("auto")
-    results: dict = {
-        "machine": {
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "device_type": device.type,
-            "teacher_precision": resolve_precision("auto", device),
-            "cpu_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        }
-    }
-    t0 = time.perf_counter()
-    results["decode"] = decode.measure(num_frames=150, repeats=2 if quick else 3)
-    results["extract"] = extract.measure(videos=8 if quick else 24)
-    results["train"] = train.measure(steps=2 if quick else 3)
-    results["incremental"] = incremental.measure(videos=8 if quick else 24)
-    clip_len = 16
-    results["decode"]["vs_teacher_frames"] = results["decode"]["decode_frames_per_s"] / (
-        results["extract"]["forward_only_clips_per_s"] * clip_len
+def run_part(name: str, results: dict, args: argparse.Namespace) -> dict:
+    quick = args.quick
+    if name == "extract":
+        return extract.measure(args.teacher, workers=args.workers, device=args.device, quick=quick, fresh=False)
+    if name == "train":
+        best = results.get("extract", {}).get("forward_best", "auto")
+        return train.measure(args.student, args.teacher, teacher_run=best, device=args.device, quick=quick)
+    if name == "decode":
+        return decode.measure(num_frames=150, repeats=2 if quick else 3)
+    batch = results.get("extract", {}).get("batch_size", 8)
+    return incremental.measure(
+        8 if quick else 24, args.teacher, args.device, workers=args.workers, batch_size=batch, fresh=False
     )
-    results["seconds"] = round(time.perf_counter() - t0, 1)
+
+
+def run(args: argparse.Namespace, out: Path) -> dict:
+    """Run the chosen parts in order, rewriting ``out`` after each; returns the results."""
+    device = resolve_device(args.device)
+    results: dict = {
+        "machine": describe_device(device),
+        "teacher": args.teacher,
+        "student": args.student,
+        "workers": args.workers if args.workers is not None else len(os.sched_getaffinity(0)),
+        "quick": args.quick,
+        "seconds": {},
+    }
+    with fresh_run_config():  # auto measures once in this run; later parts reuse its choice
+        for name in args.parts:
+            t0 = time.perf_counter()
+            results[name] = run_part(name, results, args)
+            results["seconds"][name] = round(time.perf_counter() - t0, 1)
+            out.write_text(json.dumps(results, indent=2) + "\n")
+            print(f"[{name}: {results['seconds'][name]} s]\n{part_table(name, results[name])}", flush=True)
     return results
 
 
-def table(r: dict) -> str:
-    e, t, d, i = r["extract"], r["train"], r["decode"], r["incremental"]
-    teacher_frames = e["forward_only_clips_per_s"] * 16
-    cached, online = t["cached_step_samples_per_s"], t["online_step_samples_per_s"]
-    rows = [
-        (
-            "extraction vs teacher forward-only",
-            f"{e['ratio']:.3f}",
-            f"{e['extract_clips_per_s']:.2f} vs {e['forward_only_clips_per_s']:.2f} clips/s "
-            f"({e['teacher']}, {e['precision']})",
-        ),
-        (
-            "decode vs teacher's frame intake",
-            f"{d['vs_teacher_frames']:.1f}x",
-            f"{d['decode_frames_per_s']:.0f} frames/s (320x240, 1 thread) vs {teacher_frames:.0f} frames/s",
-        ),
-        (
-            "cached vs online-teacher training",
-            f"{t['cached_vs_online']:.1f}x",
-            f"{cached:.1f} vs {online:.2f} samples/s ({t['student']} + {t['teacher']})",
-        ),
-        (
-            "loader (HDF5) vs training step",
-            f"{t['loader_hdf5_vs_step']:.1f}x",
-            f"{t['loader_hdf5_samples_per_s']:.0f} vs {cached:.1f} samples/s",
-        ),
-        (
-            "loader (in memory) vs training step",
-            f"{t['loader_memory_vs_step']:.0f}x",
-            f"{t['loader_memory_samples_per_s']:.0f} vs {cached:.1f} samples/s",
-        ),
-        (
-            "teacher vs student latency",
-            f"{t['teacher_vs_student_latency']:.1f}x",
-            f"{t['teacher_latency_ms']:.1f} ms per clip vs {t['student_latency_ms']:.1f} ms per frame",
-        ),
-        (
-            "teacher vs student GFLOPs",
-            f"{t['teacher_vs_student_gflops']:.1f}x",
-            f"{t['teacher_gflops']:.2f} vs {t['student_gflops']:.2f} GFLOPs",
-        ),
-        (
-            "full vs incremental re-extraction",
-            f"{i['full_vs_incremental']:.1f}x",
-            f"{i['full_s']:.1f} s for {i['full_extracted']} videos vs {i['incremental_s']:.1f} s for "
-            f"{i['incremental_extracted']} new (+{i['incremental_skipped']} skipped)",
-        ),
-    ]
-    width = max(len(a) for a, _, _ in rows)
+def part_table(name: str, r: dict) -> str:
+    lines = [f"{a:<44} {b:>7}  {c}" for a, b, c in ROWS[name](r)]
+    if name == "extract":
+        lines.append(extract.forward_table(r))
+    return "\n".join(lines)
+
+
+def header(r: dict) -> str:
     m = r["machine"]
-    lines = [
-        f"device: {m['device_type']} ({m['device']}), teacher precision {m['teacher_precision']}, "
-        f"{m['cpu_threads']} CPU threads"
-    ]
-    lines += [f"{a:<{width}}  {b:>7}  {c}" for a, b, c in rows]
+    where = f"CUDA ({m['device']})" if m["device_type"] == "cuda" else "CPU only"
+    return (
+        f"device: {where}; CPU {m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads; "
+        f"torch {m['torch']}; teacher {r['teacher']}, student {r['student']}, {r['workers']} decoder processes"
+        + ("; quick (noisier)" if r["quick"] else "")
+    )
+
+
+def table(r: dict) -> str:
+    """Every measured part's rows under one header naming the device."""
+    lines = [header(r)]
+    for name in PARTS:
+        if name in r:
+            lines.append(part_table(name, r[name]))
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="Fewer videos and steps (noisier).")
+    parser.add_argument("--quick", action="store_true", help="Fewer videos, batches and steps (noisier).")
+    parser.add_argument("--teacher", default="r3d_18")
+    parser.add_argument("--student", default="resnet18")
+    parser.add_argument("--workers", type=int, default=None, help="Decoder processes (default: every core).")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads of this process (default: torch's).")
+    parser.add_argument("--parts", default=",".join(PARTS), help=f"Comma-separated subset of {','.join(PARTS)}.")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="Where to write the results (JSON).")
     args = parser.parse_args()
+    asked = [p for p in args.parts.split(",") if p]
+    if not asked or any(p not in PARTS for p in asked):
+        parser.error(f"--parts {args.parts!r}: choose from {', '.join(PARTS)}")
+    args.parts = [p for p in PARTS if p in asked]
     logging.basicConfig(level=logging.WARNING)
-    results = run(args.quick)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(table(results))
-    print(f"(written to {RESULTS}, {results['seconds']} s)")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
+    print(header({**vars(args), "machine": describe_device(resolve_device(args.device)), "workers": workers}))
+    results = run(args, args.out)
+    results["total_seconds"] = round(sum(results["seconds"].values()), 1)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\n{table(results)}")
+    print(f"(written to {args.out}, {results['total_seconds']} s)")
 
 
 if __name__ == "__main__":
