@@ -103,7 +103,7 @@ def time_forward(
     """Items per second of ``model`` on ``example`` (median run after one warm-up), and its output.
 
     Runs until at least ``min_runs`` timed runs and ``min_seconds`` have passed (two runs suffice
-    for a model slower than 2.5 s a run): the median of several runs is robust to another process
+    once 5 s have passed): the median of several runs is robust to another process
     stealing the CPU for a moment. The model's first output is returned (as float32 on the CPU)
     so candidates can be checked against each other; ``model`` is left in ``fmt``'s memory format.
     """
@@ -113,7 +113,7 @@ def time_forward(
     times: list[float] = []
     with torch.inference_mode(), autocast(device, precision):
         out = model(x)  # warm-up: caches, kernel selection
-        while len(times) < 2 or ((len(times) < min_runs or sum(times) < min_seconds) and sum(times) < 5.0):
+        while not ((len(times) >= min_runs and sum(times) >= min_seconds) or (len(times) >= 2 and sum(times) >= 5.0)):
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             t0 = time.perf_counter()
@@ -123,6 +123,34 @@ def time_forward(
             times.append(time.perf_counter() - t0)
     first = out[0] if isinstance(out, tuple | list) else out
     return example.shape[0] / statistics.median(times), first.float().cpu()
+
+
+def screen(
+    model: torch.nn.Module,
+    example: torch.Tensor,
+    device: torch.device,
+    candidates: list[tuple[str, str]],
+    measure: Callable[..., tuple[float, torch.Tensor]] = time_forward,
+    *,
+    slack: float = 2.0,
+) -> list[tuple[str, str]]:
+    """The candidates worth timing on the full batch: within ``slack`` of the fastest on one item.
+
+    Emulated bf16 on a CPU without native support can run a 3D-CNN tens of times slower than
+    fp32 (minutes per batch for r3d_18 here); one item shows that cheaply. fp32 is always kept
+    (it is the reference the others are checked against). Order is kept.
+    """
+    if len(candidates) <= 1 or example.shape[0] <= 1:
+        return candidates
+    one = example[:1]
+    quick = {"min_runs": 1, "min_seconds": 0.0} if measure is time_forward else {}
+    rates = {c: measure(model, one, device, *c, **quick)[0] for c in candidates}
+    best = max(rates.values())
+    kept = [c for c in candidates if c[0] == "fp32" or rates[c] * slack >= best]
+    for c in candidates:
+        if c not in kept:
+            logger.info("%s+%s: %.3g items/s on one item, under 1/%g of the best: not timed", *c, rates[c], slack)
+    return kept
 
 
 def _probe_file() -> Path:
@@ -149,6 +177,30 @@ def _device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu {_machine()} threads={torch.get_num_threads()}"
+
+
+def bf16_is_native(device: torch.device) -> bool:
+    """Whether bf16 runs in hardware: a CUDA device that supports it, or a CPU with AVX512-BF16 or AMX.
+
+    Elsewhere bf16 is emulated, and a 3D-CNN runs minutes per batch (measured: r3d_18 on a 2-core
+    AVX2-only CPU did not finish one clip in bf16 in the time fp32 ran a hundred), so ``auto``
+    does not even time it there. It is still measured, not assumed, where it is native: on a
+    CPU with AVX512-BF16 but no AMX it was 1.7x *slower* than fp32 + channels_last_3d.
+    """
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return any(flag in _cpu_flags() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+@functools.cache
+def _cpu_flags() -> frozenset[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def fastest_config(
@@ -180,8 +232,8 @@ def fastest_config(
     check_choice("precision", precision, PRECISIONS)
     check_choice("memory format", fmt, MEMORY_FORMATS)
     precisions = ("fp32", "bf16") if precision == "auto" else (precision,)
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        precisions = tuple(p for p in precisions if p != "bf16") or ("fp32",)
+    if precision == "auto" and not bf16_is_native(device):
+        precisions = ("fp32",)
     formats = ("contiguous", "channels_last") if fmt == "auto" else (fmt,)
     if len(precisions) == 1 and len(formats) == 1:
         return RunConfig(precisions[0], formats[0])
@@ -196,19 +248,20 @@ def fastest_config(
         found = known[key]
         return RunConfig(found["precision"], found["memory_format"], tuple(map(tuple, found["timings"])))
 
+    candidates = [(p, f) for p in ("fp32", *(p for p in precisions if p != "fp32")) for f in formats]
+    candidates = screen(model, example, device, candidates, measure)
     timings: dict[str, float] = {}
     reference: torch.Tensor | None = None
-    for prec in ("fp32", *(p for p in precisions if p != "fp32")):
-        for f in formats:
-            rate, out = measure(model, example, device, prec, f)
-            if reference is None:
-                reference = out
-            err = float((out - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
-            if prec != "fp32" and err > tolerance:
-                logger.info("%s %s+%s: outputs differ from fp32 by %.3g, not a candidate", name, prec, f, err)
-                continue
-            if prec in precisions:
-                timings[f"{prec}+{f}"] = rate
+    for prec, f in candidates:
+        rate, out = measure(model, example, device, prec, f)
+        if reference is None:
+            reference = out
+        err = float((out - reference).abs().max() / reference.abs().max().clamp_min(1e-12))
+        if prec != "fp32" and err > tolerance:
+            logger.info("%s %s+%s: outputs differ from fp32 by %.3g, not a candidate", name, prec, f, err)
+            continue
+        if prec in precisions:
+            timings[f"{prec}+{f}"] = rate
     best = max(timings, key=timings.__getitem__)
     choice = RunConfig(*best.split("+"), timings=tuple(sorted(timings.items())))
     logger.info(

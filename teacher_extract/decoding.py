@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from pipeline.clips import ClipInfo, clip_windows
 from pipeline.frames import student_images
 from pipeline.video import DecodedVideo, VideoError, count_frames, decode, probe
+from teacher_extract.presets import VideoPreset
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,9 @@ class DecodedClips:
 
     Attributes:
         index: the video's position in the list the loader was given.
-        frames: ``(U, H, W, 3)`` uint8: the distinct frames the video's windows need.
+        frames: ``(U, H, W, 3)`` uint8: the distinct frames the video's windows need; or, when the
+            decoder ran the teacher's geometry (``prepared``), ``(U, 3, h, w)`` uint8 resized and cropped.
+        frames_mirror: with ``prepared`` and mirroring, the same of the horizontally mirrored frames.
         gather: ``(n, T)`` int64: rows of ``frames`` making each clip.
         anchors: ``(n,)`` int64 anchor frame of each clip.
         images: ``(n, S, S, 3)`` uint8: each anchor frame as the student sees it.
@@ -59,11 +62,15 @@ class DecodedClips:
     fps: float = 0.0
     num_decoded: int = 0
     error: str | None = None
+    prepared: bool = False
+    frames_mirror: torch.Tensor | None = None
 
     def pin_memory(self) -> DecodedClips:
         """Pinned copies of the frames, so the copy to the GPU does not block (DataLoader calls this)."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["frames"] = self.frames.pin_memory()
+        if self.frames_mirror is not None:
+            values["frames_mirror"] = self.frames_mirror.pin_memory()
         return DecodedClips(**values)
 
 
@@ -113,6 +120,10 @@ class ClipDecoder(Dataset):
         paths: the videos, in the order items are wanted.
         anchors, clip_len, frame_step, horizon: the windowing (see :func:`pipeline.clips.clip_windows`).
         image_size: side of the student's stored frame.
+        preset: run this teacher preset's geometry (resize, crop) here, in the decoder process; for
+            a teacher on the CPU, where the main process is busy running it (on a GPU the device
+            does it faster, in batches).
+        mirror: with ``preset``, also prepare the horizontally mirrored frames.
     """
 
     def __init__(
@@ -125,10 +136,12 @@ class ClipDecoder(Dataset):
         frame_step: int,
         horizon: int,
         image_size: int,
+        preset: VideoPreset | None = None,
+        mirror: bool = False,
     ):
         self.root, self.paths = Path(root), list(paths)
         self.anchors, self.clip_len, self.frame_step, self.horizon = anchors, clip_len, frame_step, horizon
-        self.image_size = image_size
+        self.image_size, self.preset, self.mirror = image_size, preset, mirror
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -149,9 +162,14 @@ class ClipDecoder(Dataset):
             )
         row = {frame: i for i, frame in enumerate(video.indices)}
         anchors = np.array([clip.anchor for clip in windows], np.int64)
+        frames, mirrored = torch.from_numpy(video.frames), None  # (U, H, W, 3) uint8
+        if self.preset is not None:
+            raw = frames.permute(0, 3, 1, 2)
+            frames = self.preset.geometry(raw).to(torch.uint8)  # (U, 3, h, w): whole values, exact
+            mirrored = self.preset.geometry(raw.flip(-1)).to(torch.uint8) if self.mirror else None
         return DecodedClips(
             index,
-            frames=torch.from_numpy(video.frames),
+            frames=frames,
             gather=torch.tensor([[row[f] for f in clip.frames] for clip in windows], dtype=torch.int64),
             anchors=anchors,
             images=student_images(video.frames[[row[a] for a in anchors]], self.image_size),
@@ -159,6 +177,8 @@ class ClipDecoder(Dataset):
             header_frames=header,
             fps=video.fps,
             num_decoded=video.num_decoded,
+            prepared=self.preset is not None,
+            frames_mirror=mirrored,
         )
 
 

@@ -31,7 +31,6 @@ import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +57,7 @@ from pipeline.errors import UserError
 from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import count_gflops
 from pipeline.progress import progress
+from pipeline.version import code_version
 from pipeline.video import fingerprint
 from teacher_extract.decoding import ClipDecoder, DecodedClips, decode_loader
 from teacher_extract.fit import trained_on
@@ -147,13 +147,6 @@ class ExtractionFailed(RuntimeError):
         self.summary = summary
 
 
-def code_version() -> str:
-    try:
-        return f"hallucinet {metadata.version('hallucinet')}"
-    except metadata.PackageNotFoundError:
-        return "hallucinet (not installed)"
-
-
 @dataclass
 class _InFlight:
     """Teacher outputs of one video, filled batch by batch."""
@@ -236,17 +229,21 @@ class Extractor:
         out.record_stream(torch.cuda.current_stream(self.device))
         return out
 
-    def clips(self, frames: torch.Tensor, gather: torch.Tensor, mirrored: bool) -> torch.Tensor:
-        """``(U, H, W, 3)`` uint8 frames on the device -> ``(n, 3, T, h, w)`` float clips of ``gather`` ``(n, T)``.
+    def clips(self, frames: torch.Tensor, gather: torch.Tensor, mirrored: bool, prepared: bool) -> torch.Tensor:
+        """Frames on the device -> ``(n, 3, T, h, w)`` float clips of ``gather`` ``(n, T)``.
 
-        Mirroring flips the decoded frames *before* the preset, so a mirrored clip is exactly
-        the preset applied to the mirrored video (a centre crop of an odd margin is not symmetric).
+        ``frames`` are ``(U, H, W, 3)`` uint8 as decoded, or ``(U, 3, h, w)`` uint8 when the decoder
+        already ran the preset's geometry (``prepared``, a teacher on the CPU). Mirroring flips the
+        decoded frames *before* the preset, so a mirrored clip is exactly the preset applied to
+        the mirrored video (a centre crop of an odd margin is not symmetric); prepared frames
+        arrive mirrored by the decoder.
         """
-        x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W)
-        if mirrored:
-            x = x.flip(-1)
         preset = self.teacher.preset
-        x = preset.normalize(preset.geometry(x))  # (U, 3, h, w) float32, once per distinct frame
+        if prepared:
+            x = preset.normalize(frames)  # (U, 3, h, w)
+        else:
+            x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W), channels-last strides
+            x = preset.normalize(preset.geometry(x.flip(-1) if mirrored else x))  # once per distinct frame
         return x[gather.to(self.device)].permute(0, 2, 1, 3, 4)  # (n, 3, T, h, w)
 
     @torch.inference_mode()
@@ -268,6 +265,7 @@ class Extractor:
     def run(self, root: Path, todo: list[PlanItem], journal: Journal, summary: ExtractSummary) -> None:
         """Extract every item of ``todo`` into the journal."""
         cfg, bs = self.cfg, self.cfg.batch_size
+        on_cpu = self.device.type == "cpu" and cfg.num_workers() > 0
         dataset = ClipDecoder(
             root,
             [item.record.path for item in todo],
@@ -276,6 +274,8 @@ class Extractor:
             frame_step=cfg.frame_step,
             horizon=cfg.horizon,
             image_size=cfg.image_size,
+            preset=self.teacher.preset if on_cpu else None,
+            mirror=cfg.mirror,
         )
         loader = decode_loader(dataset, workers=cfg.num_workers(), pin_memory=self.device.type == "cuda")
         queue, returning = _ClipQueue(), collections.deque()
@@ -305,10 +305,12 @@ class Extractor:
                 self._note_header(item, decoded, summary)
                 video = self._in_flight(item, decoded)
                 frames = self.to_device(decoded.frames)
-                queue.add(self.clips(frames, decoded.gather, False), video, False)
+                queue.add(self.clips(frames, decoded.gather, False, decoded.prepared), video, False)
                 if cfg.mirror:
-                    queue.add(self.clips(frames, decoded.gather, True), video, True)
-                decoded.frames = decoded.frames[:0]  # the device holds the frames now
+                    if decoded.prepared:
+                        frames = self.to_device(decoded.frames_mirror)
+                    queue.add(self.clips(frames, decoded.gather, True, decoded.prepared), video, True)
+                decoded.frames = decoded.frames_mirror = None  # the device holds the frames now
                 while queue.size >= bs:
                     self._launch(*queue.take(bs), returning)
                     self._collect(returning, keep=1, done=done, summary=summary)

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.device import check_choice, check_device, fastest_config, resolve_device, resolve_precision
+from pipeline import device as device_module
+from pipeline.device import check_choice, check_device, fastest_config, resolve_device, resolve_precision, screen
 from pipeline.errors import UserError
 
 CPU = torch.device("cpu")
@@ -28,6 +29,12 @@ class FakeMeasure:
         return self.rates[key], torch.full((4,), 1.0 + self.errors.get(key, 0.0))
 
 
+@pytest.fixture(autouse=True)
+def native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about choosing among candidates: bf16 is one, whatever this CPU supports."""
+    monkeypatch.setattr(device_module, "bf16_is_native", lambda device: True)
+
+
 RATES = {"fp32+contiguous": 10.0, "fp32+channels_last": 20.0, "bf16+contiguous": 30.0, "bf16+channels_last": 5.0}
 
 
@@ -35,8 +42,26 @@ def test_picks_the_fastest_candidate(run_config_store: Path) -> None:
     measure = FakeMeasure(RATES, {"bf16+contiguous": 0.01})
     choice = fastest_config("m", MODEL, EXAMPLE, CPU, measure=measure)
     assert (choice.precision, choice.memory_format) == ("bf16", "contiguous")
-    assert dict(choice.timings) == RATES
-    assert sorted(measure.calls) == sorted(RATES) and measure.calls[:2] == ["fp32+contiguous", "fp32+channels_last"]
+    # bf16+channels_last (5/s) is under half the best (30/s) on one item: screened out, never timed in full.
+    assert dict(choice.timings) == {k: v for k, v in RATES.items() if k != "bf16+channels_last"}
+    screening, full = measure.calls[:4], measure.calls[4:]
+    assert sorted(screening) == sorted(RATES)
+    assert full == ["fp32+contiguous", "fp32+channels_last", "bf16+contiguous"]
+
+
+def test_screening_keeps_fp32_and_the_near_fastest() -> None:
+    rates = {"fp32+contiguous": 1.0, "fp32+channels_last": 1.5, "bf16+contiguous": 40.0, "bf16+channels_last": 25.0}
+    measure = FakeMeasure(rates)
+    kept = screen(MODEL, EXAMPLE, CPU, [tuple(k.split("+")) for k in rates], measure)
+    assert kept == [
+        ("fp32", "contiguous"),
+        ("fp32", "channels_last"),
+        ("bf16", "contiguous"),
+        ("bf16", "channels_last"),
+    ]
+    measure = FakeMeasure({**rates, "bf16+channels_last": 19.0})
+    kept = screen(MODEL, EXAMPLE, CPU, [tuple(k.split("+")) for k in rates], measure)
+    assert ("bf16", "channels_last") not in kept and ("fp32", "contiguous") in kept
 
 
 def test_refuses_a_bf16_candidate_whose_output_strays() -> None:
@@ -70,7 +95,16 @@ def test_fixed_choices_are_not_measured(run_config_store: Path) -> None:
     half = fastest_config("m", MODEL, EXAMPLE, CPU, precision="fp32", measure=measure)  # only the format is measured
     assert half == fastest_config("m", MODEL, EXAMPLE, CPU, precision="fp32", measure=measure)
     assert (half.precision, half.memory_format) == ("fp32", "channels_last")
-    assert measure.calls == ["fp32+contiguous", "fp32+channels_last"]
+    assert measure.calls == ["fp32+contiguous", "fp32+channels_last"] * 2  # screened on one item, then timed
+
+
+def test_emulated_bf16_is_not_a_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device_module, "bf16_is_native", lambda device: False)
+    measure = FakeMeasure(RATES)
+    choice = fastest_config("m", MODEL, EXAMPLE, CPU, measure=measure)
+    assert choice.precision == "fp32" and not any(c.startswith("bf16") for c in measure.calls)
+    forced = fastest_config("m", MODEL, EXAMPLE, CPU, precision="bf16", measure=FakeMeasure(RATES))
+    assert forced.precision == "bf16"  # asked for by name: the user's call
 
 
 def test_device_and_choice_checks() -> None:
