@@ -9,6 +9,8 @@ code 2; ``--verbose`` shows the traceback as well. Anything else is a bug and ke
 from __future__ import annotations
 
 import contextlib
+import copy
+import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ from typing import Any
 import click
 
 from pipeline.errors import UserError
+from pipeline.version import code_version
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +47,7 @@ def setup_logging(verbose: bool) -> None:
 
 
 def common_options(command: Callable) -> Callable:
-    """Add ``--params`` and ``--verbose`` to a command."""
+    """Add ``--params``, ``--verbose`` and ``--version`` to a command."""
     command = click.option(
         "--params",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -52,7 +55,48 @@ def common_options(command: Callable) -> Callable:
         help="YAML file whose section named like this command's DVC stage sets defaults; flags win.",
     )(command)
     command = click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")(command)
-    return command
+    return version_option(command)
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(code_version())
+        ctx.exit()
+
+
+def version_option(command: Callable) -> Callable:
+    """Add ``--version``: print :func:`pipeline.version.code_version` (what a cache records) and exit."""
+    return click.option(
+        "--version",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_print_version,
+        help="Print the code version (the feature cache's code_version) and exit.",
+    )(command)
+
+
+def deprecated_alias(command: click.Command, old_name: str) -> click.Command:
+    """``command`` under its former name ``old_name``: same options and function, plus a one-line warning.
+
+    The warning goes to stderr before the command runs, so its stdout (JSON lines, say) stays clean.
+    Aliases live for one release.
+    """
+
+    @functools.wraps(command.callback)
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        click.echo(
+            f"Warning: '{old_name}' is deprecated and will be removed in the next release; use '{command.name}'.",
+            err=True,
+        )
+        return command.callback(*args, **kwargs)
+
+    alias = copy.copy(command)
+    alias.name = old_name
+    alias.callback = callback
+    alias.help = f"Deprecated alias of {command.name} (removed in the next release).\n\n{command.help or ''}"
+    alias.short_help = f"Deprecated alias of {command.name}."
+    return alias
 
 
 @contextlib.contextmanager

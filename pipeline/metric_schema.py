@@ -1,4 +1,4 @@
-"""One metrics schema: the names that ``train-student``, ``evaluate-student`` and ``report`` share.
+"""One metrics schema: the names that ``train-student``, ``evaluate-student`` and ``compare-students`` share.
 
 Every figure a run writes to ``metrics.json`` is named here once, with what it means; the
 writers use these names and the report reads them, so a renamed metric breaks in one place.
@@ -53,6 +53,11 @@ METRICS: dict[str, Metric] = {m.name: m for m in (*CLASSIFICATION, *REGRESSION, 
 
 #: The figure a task is judged by.
 HEADLINE = {"classification": "video_top1", "regression": "spearman"}
+
+#: The figures a run's DVCLive ``metrics.json`` holds, so ``dvc exp show`` lists them: those that
+#: tell runs apart. The teacher's and the mean-feature predictor's are the cache's (the same in every
+#: run), and latency is timing noise; ``metrics.json`` in the run folder keeps them all.
+EXPERIMENT = (*(m.name for m in (*CLASSIFICATION, *REGRESSION, *FIDELITY[:2])), "cost_gflops")
 
 #: Per-epoch columns of ``log.csv`` and the metric each copies from the evaluation.
 EPOCH_COLUMNS = {"eval_top1": "clip_top1", "eval_spearman": "clip_spearman", "eval_fidelity_cosine": "fidelity_cosine"}

@@ -14,7 +14,6 @@ from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
 from student_train import train as training
 from student_train.losses import LOSSES, TASKS
-from student_train.models import student_names
 from student_train.train import TrainConfig, TrainingInterrupted
 
 logger = logging.getLogger(__name__)
@@ -24,8 +23,18 @@ CONTEXT = {"max_content_width": 110}
 
 @click.command(context_settings=CONTEXT)
 @_opt(TrainConfig, "cache", "Feature cache written by extract-teacher.", type=click.Path(dir_okay=False))
-@_opt(TrainConfig, "out", "Run folder: checkpoint.pt, log.csv, metrics.json, plots/.", type=click.Path(file_okay=False))
-@_opt(TrainConfig, "student", "Student registry name.", type=click.Choice(student_names()))
+@_opt(
+    TrainConfig,
+    "out",
+    "Run folder: checkpoint.pt, log.csv, metrics.json, per_class.json, plots/, dvclive/.",
+    type=click.Path(file_okay=False),
+)
+@_opt(
+    TrainConfig,
+    "student",
+    "Student by name: small or tiny (ours), or any torchvision image classifier (resnet18, resnet50, vgg11_bn, "
+    "mobilenet_v3_small, efficientnet_b0, regnet_x_400mf...); an unknown name lists the valid ones.",
+)
 @_opt(
     TrainConfig,
     "student_weights",

@@ -1,4 +1,7 @@
-"""Console scripts that use a trained student: ``evaluate-student``, ``predict``, ``export-student``."""
+"""Console scripts that use a trained student: ``evaluate-student``, ``predict-student``, ``export-student``.
+
+``predict`` is the former name of ``predict-student``, kept as a deprecated alias for one release.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import setup_logging, user_errors
+from pipeline.cli_utils import deprecated_alias, setup_logging, user_errors, version_option
 from pipeline.outputs import check_output_dir
 from student_train import export as exporting
 from student_train.evaluate import evaluate_checkpoint
@@ -24,7 +27,9 @@ CONTEXT = {"max_content_width": 110}
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
 @click.option("--cache", required=True, type=click.Path(dir_okay=False), help="Feature cache to evaluate on.")
 @click.option("--split", default="test", show_default=True, help="Split of the cache to evaluate.")
-@click.option("--out", type=click.Path(file_okay=False), help="Folder for metrics.json and plots/ (optional).")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Folder for metrics.json, per_class.json and plots/ (optional)."
+)
 @click.option("--batch-size", default=64, show_default=True, type=int, help="Frames per batch.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option(
@@ -33,6 +38,7 @@ CONTEXT = {"max_content_width": 110}
     help="Evaluate on a cache made by another teacher than the student learnt from (warns instead of refusing).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@version_option
 def evaluate_student(
     checkpoint: str,
     cache: str,
@@ -52,7 +58,7 @@ def evaluate_student(
     setup_logging(verbose)
     with user_errors(verbose):
         if out:
-            markers = ("metrics.json", "plots", "checkpoint.pt", "log.csv")
+            markers = ("metrics.json", "per_class.json", "plots", "checkpoint.pt", "log.csv")
             check_output_dir(Path(out), kind="evaluate-student", marker_files=markers)
         metrics = evaluate_checkpoint(
             checkpoint, cache, split=split, out=out, batch_size=batch_size, device=device, other_teacher=other_teacher
@@ -68,7 +74,10 @@ def evaluate_student(
 @click.option("--top-k", default=5, show_default=True, type=int, help="Classes to show.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per video (JSON lines) instead of text.")
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
-def predict(videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, as_json: bool, verbose: bool) -> None:
+@version_option
+def predict_student(
+    videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, as_json: bool, verbose: bool
+) -> None:
     """Predict the class (or score) of each VIDEO with a trained student: no teacher, no cache."""
     setup_logging(verbose)
     with user_errors(verbose):
@@ -76,6 +85,10 @@ def predict(videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, a
         for path in videos:
             result = predict_video(model, spec, path, frames=frames, top_k=top_k)
             click.echo(json.dumps(result) if as_json else format_prediction(result))
+
+
+#: The former name of ``predict-student`` (console script ``predict``), for one release.
+predict = deprecated_alias(predict_student, "predict")
 
 
 @click.command(context_settings=CONTEXT)
@@ -89,6 +102,7 @@ def predict(videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, a
     help="Formats to write (repeatable) [default: pt2, and onnx when the onnx extra is installed].",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@version_option
 def export_student(checkpoint: str, out: str, formats: tuple[str, ...], verbose: bool) -> None:
     """Export a trained student (CHECKPOINT) to torch.export (.pt2) and ONNX, each checked against the model.
 

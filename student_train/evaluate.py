@@ -128,6 +128,19 @@ def write_metrics(metrics: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def per_class_records(per_class: dict[str, float | None], confusion: list[list[int]] | None) -> list[dict[str, Any]]:
+    """``[{"class", "accuracy", "videos"}]`` in label order: the rows of ``per_class.json``.
+
+    A list of records is what ``dvc plots`` reads (dvc.yaml draws it as horizontal bars, one per
+    class, the experiments side by side); ``videos`` is the class's count of evaluated videos.
+    """
+    counts = np.asarray(confusion).sum(axis=1).tolist() if confusion is not None else [None] * len(per_class)
+    return [
+        {"class": name, "accuracy": accuracy, "videos": n}
+        for (name, accuracy), n in zip(per_class.items(), counts, strict=True)
+    ]
+
+
 def write_outputs(
     metrics: dict[str, Any],
     spec: StudentSpec,
@@ -136,9 +149,19 @@ def write_outputs(
     history: list[dict[str, Any]] | None = None,
     title: str = "video-level",
 ) -> None:
-    """``metrics.json`` (without the bulky confusion matrix, which becomes a PNG) and the plots."""
-    confusion = metrics.pop("confusion", None)
-    write_metrics(metrics, out / "metrics.json")
+    """``metrics.json``, ``per_class.json`` and the plots under ``out``.
+
+    ``metrics.json`` is flat, one figure per key, so ``dvc metrics`` and ``dvc exp show`` list a
+    column per figure, not one per class (101 on UCF101): the per-class accuracies go to
+    ``per_class.json`` beside it, and the bulky confusion matrix becomes ``plots/confusion.png``.
+    """
+    flat = {k: v for k, v in metrics.items() if k not in ("per_class", "confusion")}
+    assert not any(isinstance(v, dict | list) for v in flat.values()), "metrics.json must stay flat"
+    write_metrics(flat, out / "metrics.json")
+    confusion = metrics.get("confusion")
+    # Written for every task (an empty list without classes): dvc.yaml declares it as an output.
+    records = per_class_records(metrics["per_class"], confusion) if "per_class" in metrics else []
+    (out / "per_class.json").write_text(json.dumps(records, indent=2) + "\n")
     if history:
         plots.training_curves(history, out / "plots" / "curves.png", title=f"{spec.student}, {out.name}")
     if confusion is not None:
@@ -196,7 +219,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """``evaluate-student``: metrics of a trained student on a split of a cache (same teacher and classes).
 
-    Writes ``metrics.json`` (and ``plots/confusion.png``) under ``out`` when given.
+    Writes ``metrics.json``, ``per_class.json`` and ``plots/confusion.png`` under ``out`` when given.
     """
     model, spec, ckpt = load_student(checkpoint)
     cache = FeatureCache(cache_path)

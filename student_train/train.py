@@ -6,8 +6,10 @@ Adam with a per-step cosine schedule. Every epoch ends with an evaluation on the
 split, a row in ``log.csv`` and a full checkpoint; the run ends with ``metrics.json`` and plots.
 
 Outputs in ``--out``: ``checkpoint.pt`` (model, optimizer, scheduler, RNG, epoch/step, config,
-cache provenance: enough to ``--resume`` bit-for-bit on CPU), ``log.csv``, ``metrics.json``,
-``plots/curves.png``, ``plots/confusion.png`` (classification).
+cache provenance: enough to ``--resume`` bit-for-bit on CPU), ``log.csv``, ``metrics.json`` (flat),
+``per_class.json`` (empty without classes), ``plots/curves.png``, ``plots/confusion.png`` (classification),
+and ``dvclive/`` (:mod:`pipeline.live`: the per-epoch figures as DVC plots, the headline figures
+as DVC metrics).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from pipeline.config import config_dict
 from pipeline.device import PRECISIONS, autocast, check_choice, check_device, resolve_device, resolve_precision
 from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
 from pipeline.errors import UserError
-from pipeline.metric_schema import EPOCH_COLUMNS
+from pipeline.live import pick, write_live
+from pipeline.metric_schema import EPOCH_COLUMNS, EXPERIMENT
 from pipeline.outputs import OutputLock, check_output_dir
 from pipeline.profile import measure_cost
 from pipeline.progress import progress
@@ -438,7 +441,12 @@ class Trainer:
         self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
         self.save()
         self.write_log()
+        write_live(self.live_dir, self.history)
         barrier()
+
+    @property
+    def live_dir(self) -> Path:
+        return self.out / "dvclive"
 
     def write_log(self) -> None:
         keys = list(dict.fromkeys(k for row in self.history for k in row))
@@ -485,6 +493,7 @@ class Trainer:
         cost = measure_cost(self.model, torch.rand(1, 3, crop, crop, device=self.device))
         metrics.update(cost_gflops=cost["gflops"], cost_latency_ms=cost["latency_ms"])
         write_outputs(metrics, self.spec, self.out, history=self.history)
+        write_live(self.live_dir, self.history, pick(metrics, EXPERIMENT))
         return metrics
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, setup_logging, user_errors
+from pipeline.cli_utils import common_options, setup_logging, user_errors, version_option
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import MEMORY_FORMATS, PRECISIONS
@@ -95,6 +95,7 @@ def extract_teacher(params: Path | None, verbose: bool, **options) -> None:
     help="Exit non-zero when more than this fraction of all the shards' videos failed (the cache is written).",
 )
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
+@version_option
 def merge_cache(shards: tuple[Path, ...], out: Path, max_failed_fraction: float, verbose: bool) -> None:
     """Merge the shard caches of `extract-teacher --shard i/N` jobs (SHARDS in shard order) into one cache.
 

@@ -14,6 +14,10 @@ a Kinetics-scale trainer.
 
 The checkpoint records which videos the teacher was trained on (paths and content
 fingerprints), so ``extract-teacher`` can refuse to cache a test set the teacher has seen.
+
+Outputs: the checkpoint (``--out``), its test metrics ``<out>.json``, and ``<out>.dvclive/``
+(:mod:`pipeline.live`: train loss and test clip accuracy per epoch as DVC plots, the final
+accuracies as DVC metrics).
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pipeline.config import config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
 from pipeline.device import check_device, resolve_device
 from pipeline.errors import UserError
+from pipeline.live import pick, write_live
 from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import measure_cost
 from pipeline.progress import progress
@@ -127,7 +132,7 @@ def load_splits(index: DatasetIndex, teacher: Teacher, device: torch.device, wor
             if isinstance(frames, str):
                 logger.warning("skipping %s: %s", wanted[i].path, frames)
                 continue
-            x = teacher.preset.geometry(frames.to(device).permute(0, 3, 1, 2)).cpu()  # (T, 3, h, w) uint8
+            x = teacher.preset.geometry(frames.to(device).permute(0, 3, 1, 2)).to(torch.uint8).cpu()  # (T, 3, h, w)
             splits[wanted[i].split].records.append(wanted[i])
             splits[wanted[i].split].videos.append(x)
     return splits
@@ -206,6 +211,15 @@ def train_epoch(
     return total / steps
 
 
+#: The figures ``<out>.dvclive/metrics.json`` holds (what ``dvc exp show`` lists for the teacher).
+LIVE_SUMMARY = ("test_clip_accuracy", "test_clip_accuracy_mirrored", "cost_gflops")
+
+
+def live_dir(out: Path) -> Path:
+    """The DVCLive folder of the checkpoint ``out``: ``models/teacher.pt`` -> ``models/teacher.dvclive``."""
+    return out.with_suffix(".dvclive")
+
+
 def is_teacher_checkpoint(path: Path) -> bool:
     """Whether ``path`` is a checkpoint ``fit-teacher`` wrote (the only file its ``--out`` may replace)."""
     try:
@@ -279,6 +293,7 @@ def _fit(cfg: FitConfig, index: DatasetIndex, out: Path) -> dict:
         loss = train_epoch(teacher, train, cfg, optimizer, scheduler, rng, mirror_map, device, desc)
         accuracy = centre_clip_accuracy(teacher, test, cfg, device, mirror_map, mirrored=False)
         history.append({"epoch": epoch + 1, "train_loss": loss, "test_clip_accuracy": accuracy})
+        write_live(live_dir(out), history)
         logger.info("epoch %d: train loss %.4f, test clip accuracy %.3f", epoch + 1, loss, accuracy)
     mirrored = centre_clip_accuracy(teacher, test, cfg, device, mirror_map, mirrored=True)
 
@@ -312,6 +327,8 @@ def _fit(cfg: FitConfig, index: DatasetIndex, out: Path) -> dict:
         "seconds": round(time.perf_counter() - t0, 1),
     }
     out.with_suffix(".json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    summary = {**metrics, "cost_gflops": metrics["cost_per_clip"]["gflops"]}
+    write_live(live_dir(out), history, pick(summary, LIVE_SUMMARY))
     logger.info(
         "saved %s: test clip accuracy %.3f (mirrored clips with mirrored labels %.3f; chance %.3f)",
         out,

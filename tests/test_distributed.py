@@ -125,6 +125,9 @@ def test_ddp_training(tmp_path: Path) -> None:
     with open(out / "log.csv") as fh:
         losses = [float(row["loss"]) for row in csv.DictReader(fh)]
     assert len(losses) == 3 and losses[-1] < losses[0]
+    # Rank 0 alone writes DVCLive's files: one row per epoch, as in log.csv.
+    curve = (out / "dvclive" / "plots" / "metrics" / "loss.tsv").read_text().splitlines()
+    assert curve == ["step\tloss", *(f"{epoch}\t{loss!r}" for epoch, loss in enumerate(losses, 1))]
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
     assert ckpt["world_size"] == 2 and ckpt["epoch"] == 3
     # Rank 0's checkpoint is a plain model: it loads and evaluates in a single process.

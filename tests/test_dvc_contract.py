@@ -197,9 +197,9 @@ def test_params_yaml_spells_out_every_result_changing_field(stage: StageInfo) ->
 
 def test_real_pipeline_has_no_synthetic_stages() -> None:
     names = {s.section for s in project_stages("real/dvc.yaml")}
-    assert names == {"extract_teacher", "train_student", "report"}
-    report = read_yaml(REPO / "real/params.yaml")["report"]
-    assert report["teacher"] is None and report["ceiling"] is None
+    assert names == {"extract_teacher", "train_student", "compare_students"}
+    compare = read_yaml(REPO / "real/params.yaml")["compare_students"]
+    assert compare["teacher"] is None and compare["ceiling"] is None
 
 
 # --- 2. the sweep: change every key, ask DVC which stages are dirty ------------------------------
@@ -309,7 +309,7 @@ def scratch(tmp_path_factory) -> Path:
     for pipeline in PIPELINES:
         path = root / Path(pipeline).parent / "params.yaml"
         params = read_yaml(path)
-        params["report"]["seeds"] = [0]
+        params["compare_students"]["seeds"] = [0]
         if pipeline == "real/dvc.yaml":
             params["extract_teacher"]["root"] = "data/ucf101"
         for stage in project_stages(pipeline):
@@ -348,7 +348,7 @@ def test_param_sweep_dirties_exactly_the_stages_that_depend_on_the_key(
     Expected, for key K of section S: the stages of S, unless K is result-neutral (none) or lies in
     ``arms.X`` (only arm X's stages); plus the stages whose dvc.yaml entry interpolates ``${S.K}``
     (a path: ``fit_teacher.out`` is extract_teacher's dep), and for a key the matrix reads
-    (``report.seeds``) the stages it adds.
+    (``compare_students.seeds``) the stages it adds.
 
     Keys that dvc.yaml interpolates change one at a time, since they change stage definitions.
     Every other key reaches a stage only through its ``params:`` list, and DVC's status names each

@@ -1,9 +1,11 @@
 """The real pipelines under DVC, at toy size, in temporary git repositories holding this project.
 
 * ``dvc.yaml``: synthetic videos -> fit-teacher -> extract-teacher -> train-student (two arms,
-  HalluciNet and the lambda-0 baseline, two seeds each) -> report; then DVC's promises: nothing
-  reruns when nothing changed, one arm's param reruns only that arm and the report, and one new
-  video is extracted alone while the teacher checkpoint stays byte-identical.
+  HalluciNet and the lambda-0 baseline, two seeds each) -> compare-students; then DVC's promises:
+  nothing reruns when nothing changed; two ``dvc exp run`` with different train_student params,
+  which ``dvc exp show`` lists with their headline metrics (DVCLive's) and ``dvc plots diff``
+  overlays (DVCLive's per-epoch curves); one arm's param reruns only that arm and the comparison;
+  and one new video is extracted alone while the teacher checkpoint stays byte-identical.
 * ``real/dvc.yaml`` (a real dataset): the README's recipe, ``cd real && dvc exp run -S
   extract_teacher.root=...``, on a second generated dataset standing in for the real one, with a
   torchvision teacher (r3d_18) at random init.
@@ -33,8 +35,8 @@ TOY = {
     "make_synthetic": {"classes": 2, "videos_per_class": 4, "groups": 2, "frames": 24, "height": 32, "width": 48},
     "fit_teacher": {"epochs": 1, "batch_size": 4, "clips_per_video": 2},
     "extract_teacher": {"anchors": "uniform:2", "image_size": 32, "batch_size": 4},
-    "train_student": {"student": "tiny", "epochs": 1, "batch_size": 4, "crop_size": 28},
-    "report": {"seeds": [0, 1]},
+    "train_student": {"student": "tiny", "epochs": 2, "batch_size": 4, "crop_size": 28},
+    "compare_students": {"seeds": [0, 1]},
 }
 
 
@@ -98,7 +100,7 @@ def copy_project(dest: Path, env: dict[str, str], toy: dict[str, dict] | None = 
 def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     project = copy_project(tmp_path / "project", env, TOY)
     students = {f"train_student@{arm}-{seed}" for arm in ("hallucinet", "baseline") for seed in (0, 1)}
-    everything = {"make_synthetic", "fit_teacher", "extract_teacher", *students, "report"}
+    everything = {"make_synthetic", "fit_teacher", "extract_teacher", *students, "compare_students"}
     assert ran(run(["dvc", "repro"], project, env)) == everything
     report = json.loads((project / "metrics/report.json").read_text())
     assert report["hallucinet"]["video_top1"]["n"] == 2 and report["baseline"]["video_top1"]["n"] == 2
@@ -110,14 +112,17 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     # Nothing changed: nothing runs (byte-stable outputs all the way down).
     assert ran(run(["dvc", "repro"], project, env)) == set()
 
-    # One arm's param reruns that arm's students and the report, nothing else.
+    # Two experiments with different train_student params (DVCLive's files are declared in dvc.yaml).
+    check_experiments(project, env)
+
+    # One arm's param reruns that arm's students and the comparison, nothing else.
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train_student"]["arms"]["hallucinet"]["lambda_weight"] = 10.0
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert ran(run(["dvc", "repro"], project, env)) == {
         "train_student@hallucinet-0",
         "train_student@hallucinet-1",
-        "report",
+        "compare_students",
     }
     assert json.loads((project / "models/hallucinet/seed0/metrics.json").read_text())["lambda"] == 10.0
 
@@ -136,7 +141,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     with open(root / "ucfTrainTestlist/testlist01.txt", "ab") as fh:
         fh.write(f"{name}\r\n".encode())
     teacher_before = (project / "models/teacher.pt").read_bytes()
-    # Up to stage one only: the students and the report downstream would rerun on the new cache,
+    # Up to stage one only: the students and the comparison downstream would rerun on the new cache,
     # as they should, which costs time and shows nothing new.
     output = run(["dvc", "repro", "extract_teacher"], project, env)
     assert ran(output) == {"fit_teacher", "extract_teacher"}
@@ -144,6 +149,52 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     videos = 2 * TOY["make_synthetic"]["videos_per_class"]
     assert f"(1 extracted, {videos} skipped, 0 failed, 0 removed)" in output
     assert f"UCF-101/{name}" in set(FeatureCache(project / "data/features.h5").videos.path)
+
+
+def check_experiments(project: Path, env: dict[str, str]) -> None:
+    """Two ``dvc exp run`` with different learning rates; both in ``dvc exp show`` and ``dvc plots diff``.
+
+    The first experiment records the runs just made under the current rate (nothing reruns); the
+    second reruns the students (both arms, each seed) and the comparison, nothing upstream.
+    """
+    lr = yaml.safe_load((project / "params.yaml").read_text())["train_student"]["lr"]
+    rates = {"toy-lr": lr, "toy-lr-x3": round(3 * lr, 6)}
+    students = {f"train_student@{arm}-{seed}" for arm in ("hallucinet", "baseline") for seed in (0, 1)}
+    for name, rate in rates.items():
+        output = run(["dvc", "exp", "run", "-n", name, "-S", f"train_student.lr={rate}"], project, env)
+        assert ran(output) == (set() if rate == lr else {*students, "compare_students"})
+
+    # dvc exp show: each experiment with its rate and every run's headline metrics (DVCLive's metrics.json).
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project, env))
+    experiments = {
+        rev["name"]: rev["data"]
+        for baseline in shown
+        for exp in baseline.get("experiments") or []
+        for rev in exp["revs"]
+        if rev.get("name") in rates
+    }
+    assert set(experiments) == set(rates)
+    runs = [f"models/{arm}/seed{seed}/dvclive/metrics.json" for arm in ("hallucinet", "baseline") for seed in (0, 1)]
+    for name, data in experiments.items():
+        assert data["params"]["params.yaml"]["data"]["train_student"]["lr"] == rates[name]
+        for path in runs:
+            headline = data["metrics"][path]["data"]
+            assert 0 <= headline["video_top1"] <= 1 and "fidelity_cosine" in headline and "per_class" not in headline
+        assert "test_clip_accuracy" in data["metrics"]["models/teacher.dvclive/metrics.json"]["data"]
+    fidelity = {name: data["metrics"][runs[0]]["data"]["fidelity_cosine"] for name, data in experiments.items()}
+    assert fidelity["toy-lr"] != fidelity["toy-lr-x3"]  # another rate, another run
+
+    # dvc plots diff: the per-epoch curves of both experiments overlaid (DVCLive's TSVs, x: step).
+    curves = "models/hallucinet/seed0/dvclive/plots/metrics"
+    diff = json.loads(run(["dvc", "plots", "diff", *rates, "--json", "--targets", curves], project, env))
+    loss = diff["data"][f"{curves}/loss.tsv"][0]
+    assert loss["revisions"] == list(rates) and loss["content"]["encoding"]["x"]["field"] == "step"
+    points = loss["content"]["data"]["values"]
+    epochs = TOY["train_student"]["epochs"]
+    assert sorted((p["rev"], int(p["step"])) for p in points) == sorted(
+        (name, epoch) for name in rates for epoch in range(1, epochs + 1)
+    )
+    assert {f"{curves}/{name}.tsv" for name in ("hallucination_loss", "lr", "eval_top1")} <= set(diff["data"])
 
 
 #: The README's real-data recipe at toy size: a random-init r3d_18 on 8-frame clips without the
@@ -162,13 +213,13 @@ REAL_TOY = {
     "train_student.epochs": 1,
     "train_student.batch_size": 2,
     "train_student.crop_size": 28,
-    "report.seeds": "[0]",
+    "compare_students.seeds": "[0]",
 }
 
 
 @pytest.mark.slow
 def test_real_data_recipe(tmp_path: Path, env: dict[str, str]) -> None:
-    """``cd real && dvc exp run -S extract_teacher.root=DIR``: extract, both arms, report; no synthetic stages."""
+    """``cd real && dvc exp run -S extract_teacher.root=DIR``: extract, both arms, comparison; no synthetic stages."""
     project = copy_project(tmp_path / "project", env)
     dataset = tmp_path / "ucf101"
     synthetic = ["--classes", "2", "--videos-per-class", "2", "--groups", "2", "--frames", "16", "--seed", "1"]
@@ -177,7 +228,12 @@ def test_real_data_recipe(tmp_path: Path, env: dict[str, str]) -> None:
     output = run(
         ["dvc", "exp", "run", *[f"-S{key}={value}" for key, value in overrides.items()]], project / "real", env
     )
-    assert ran(output) == {"extract_teacher", "train_student@hallucinet-0", "train_student@baseline-0", "report"}
+    assert ran(output) == {
+        "extract_teacher",
+        "train_student@hallucinet-0",
+        "train_student@baseline-0",
+        "compare_students",
+    }
     for synthetic_output in ("data/synthetic", "models/teacher.pt", "data/features.h5"):
         assert not (project / synthetic_output).exists()
     report = json.loads((project / "real/metrics/report.json").read_text())

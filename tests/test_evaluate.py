@@ -88,6 +88,9 @@ def test_evaluate_student_reproduces_the_training_metrics(trained_student: tuple
     for key in ("video_top1", "clip_top1", "clip_top5", "fidelity_cosine", "fidelity_r2", "mean_feature_r2"):
         assert evaluated[key] == pytest.approx(saved[key], rel=1e-6), key
     assert json.loads((tmp_path / "e" / "metrics.json").read_text())["video_top1"] == evaluated["video_top1"]
+    assert "per_class" not in json.loads((tmp_path / "e" / "metrics.json").read_text())
+    per_class = json.loads((tmp_path / "e" / "per_class.json").read_text())
+    assert per_class == json.loads((run / "per_class.json").read_text())
     assert (tmp_path / "e" / "plots" / "confusion.png").is_file()
 
 

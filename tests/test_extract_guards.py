@@ -3,6 +3,7 @@ input, odd dataset entries, and the failure threshold of a sharded run."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from pipeline.cache import FeatureCache
 from pipeline.checkpoint import file_hash, load_safely
 from pipeline.errors import UserError
 from pipeline.outputs import OutputLock
+from pipeline.version import code_version
 from pipeline.video import fingerprint, write_video
 from teacher_extract.cli import extract_teacher, merge_cache
 from teacher_extract.extract import extract, run_extraction
@@ -69,8 +71,22 @@ def test_a_teacher_fitted_on_the_train_set_may_extract_it(fitted: tuple[Path, Pa
     assert summary.extracted == 4
     cache = FeatureCache(tmp_path / "f.h5")
     assert cache.info.teacher_weights == file_hash(weights) and cache.has_logits
+    assert cache.info.code_version == code_version()  # what every command's --version prints
     train = {p for p, s in zip(cache.videos.path, cache.videos.split, strict=True) if s == "train"}
     assert {p for p, _ in record["videos"]} == train
+
+
+def test_fit_teacher_writes_dvclive_files(fitted: tuple[Path, Path]) -> None:
+    """Per-epoch curves (DVC plots, x: step) and the final accuracies (DVC metrics) beside the checkpoint."""
+    _, weights = fitted
+    live = weights.with_suffix(".dvclive")
+    for name in ("train_loss", "test_clip_accuracy"):
+        lines = (live / "plots" / "metrics" / f"{name}.tsv").read_text().splitlines()
+        assert lines[0] == f"step\t{name}" and [line.split("\t")[0] for line in lines[1:]] == ["1"]
+    summary = json.loads((live / "metrics.json").read_text())
+    fitted_metrics = json.loads(weights.with_suffix(".json").read_text())
+    assert summary["test_clip_accuracy"] == fitted_metrics["test_clip_accuracy"] and summary["step"] == 1
+    assert set(summary) == {"test_clip_accuracy", "test_clip_accuracy_mirrored", "cost_gflops", "step"}
 
 
 def test_a_teacher_that_saw_a_test_video_is_refused(fitted: tuple[Path, Path], tmp_path: Path) -> None:

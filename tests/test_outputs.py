@@ -151,14 +151,14 @@ def test_check_output_dir(tmp_path: Path) -> None:
         check_output_dir(photos / "a.jpg", kind="train-student", marker_files=markers)
 
 
-@pytest.mark.parametrize("kind", ["export-student", "evaluate-student", "report"])
+@pytest.mark.parametrize("kind", ["export-student", "evaluate-student", "compare-students"])
 def test_commands_refuse_a_foreign_out_folder(tmp_path: Path, kind: str) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()
     (photos / "a.jpg").write_text("")
     checkpoint = str(tmp_path / "checkpoint.pt")  # never read: the check comes first
-    if kind == "report":
-        from pipeline.cli_report import report as command
+    if kind == "compare-students":
+        from pipeline.cli_compare import compare_students as command
 
         args = ["--out", str(photos)]
     elif kind == "export-student":

@@ -1,4 +1,7 @@
-"""``report``: paired statistics over seeds by hand, refusals of runs that cannot be compared, and the outputs."""
+"""``compare-students``: paired statistics over seeds by hand, refusals of runs that cannot be compared, outputs.
+
+And its former name ``report``, a deprecated alias.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +10,23 @@ import math
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from helpers import make_cache
 
-from pipeline.cli_report import report
+from pipeline.cli_compare import compare_students as compare_students_cli
+from pipeline.cli_compare import report
+from pipeline.compare import (
+    CompareConfig,
+    check_runs,
+    compare,
+    compare_students,
+    load_runs,
+    mean_ci,
+    spread,
+    t975,
+)
 from pipeline.errors import UserError
-from pipeline.report import ReportConfig, build_report, check_runs, compare, load_runs, mean_ci, spread, t975
 
 
 def write_run(
@@ -95,13 +109,13 @@ def test_check_runs_refuses_what_cannot_be_compared(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def run_folders(tmp_path: Path) -> ReportConfig:
+def run_folders(tmp_path: Path) -> CompareConfig:
     cache = make_cache(tmp_path / "features.h5", teacher_gflops=2.0)
     for seed, (h, b) in enumerate([(0.5, 0.3), (0.7, 0.5)]):
         write_run(tmp_path / "h" / f"seed{seed}", h, 0.8, 50.0)
         write_run(tmp_path / "b" / f"seed{seed}", b, 0.4, 0.0)
     write_run(tmp_path / "h" / "seed7", 0.0, 0.0, 50.0)  # a stale run of a seed no longer listed
-    return ReportConfig(
+    return CompareConfig(
         seeds=(0, 1),
         cache=str(cache),
         hallucinet=str(tmp_path / "h"),
@@ -110,8 +124,8 @@ def run_folders(tmp_path: Path) -> ReportConfig:
     )
 
 
-def test_report_without_teacher_metrics_or_ceiling(run_folders: ReportConfig) -> None:
-    r = build_report(run_folders)
+def test_compare_without_teacher_metrics_or_ceiling(run_folders: CompareConfig) -> None:
+    r = compare_students(run_folders)
     assert r["task"] == "classification" and r["headline"] == "video_top1"
     assert r["hallucinet"]["video_top1"]["values"] == [0.5, 0.7] and r["hallucinet"]["seeds"] == [0, 1]
     assert r["comparison"]["video_top1"]["diff_mean"] == pytest.approx(0.2)
@@ -125,24 +139,48 @@ def test_report_without_teacher_metrics_or_ceiling(run_folders: ReportConfig) ->
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_report_with_teacher_metrics_and_ceiling(run_folders: ReportConfig, tmp_path: Path) -> None:
+def test_compare_with_teacher_metrics_and_ceiling(run_folders: CompareConfig, tmp_path: Path) -> None:
     teacher = {"teacher": "tiny3d", "test_clip_accuracy": 0.6, "cost_per_clip": {"gflops": 2.0, "latency_ms": 4.0}}
     (tmp_path / "teacher.json").write_text(json.dumps(teacher))
     (tmp_path / "ceiling.json").write_text(json.dumps({"single_frame_ceiling": {"video_top1": 0.75}}))
-    cfg = ReportConfig(**{**run_folders.__dict__, "teacher": str(tmp_path / "teacher.json")})
-    cfg = ReportConfig(**{**cfg.__dict__, "ceiling": str(tmp_path / "ceiling.json")})
-    r = build_report(cfg)
+    cfg = CompareConfig(**{**run_folders.__dict__, "teacher": str(tmp_path / "teacher.json")})
+    cfg = CompareConfig(**{**cfg.__dict__, "ceiling": str(tmp_path / "ceiling.json")})
+    r = compare_students(cfg)
     assert r["teacher"]["centre_clip_top1"] == 0.6 and r["teacher"]["cost_latency_ms"] == 4.0
     assert r["single_frame_ceiling"] == {"video_top1": 0.75}
     assert r["comparison"]["video_top1"]["gap_closed"] == pytest.approx(0.2 / (0.75 - 0.4))
 
 
-def test_cli_names_a_missing_run_in_one_line(run_folders: ReportConfig) -> None:
+def test_cli_names_a_missing_run_in_one_line(run_folders: CompareConfig) -> None:
     cfg = run_folders
     args = ["--cache", cfg.cache, "--hallucinet", cfg.hallucinet, "--baseline", cfg.baseline, "--out", cfg.out]
-    result = CliRunner().invoke(report, ["--seeds", "0,3", *args])
+    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,3", *args])
     assert result.exit_code == 2 and "seed3/metrics.json does not exist" in result.output
     assert "Traceback" not in result.output
+    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,1", *args])
+    assert result.exit_code == 0, result.output
+    assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]
+
+
+def test_report_is_a_deprecated_alias(run_folders: CompareConfig) -> None:
+    cfg = run_folders
+    args = ["--cache", cfg.cache, "--hallucinet", cfg.hallucinet, "--baseline", cfg.baseline, "--out", cfg.out]
     result = CliRunner().invoke(report, ["--seeds", "0,1", *args])
     assert result.exit_code == 0, result.output
+    warning = [line for line in result.stderr.splitlines() if "deprecated" in line]
+    assert warning == [
+        "Warning: 'report' is deprecated and will be removed in the next release; use 'compare-students'."
+    ]
+    assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]
+
+
+def test_a_params_file_from_before_the_rename_still_works(run_folders: CompareConfig, tmp_path: Path) -> None:
+    """Its section is still called ``report``: read it (with a warning) rather than fall back to defaults."""
+    cfg = run_folders
+    section = {"seeds": [0, 1], "cache": cfg.cache, "hallucinet": cfg.hallucinet, "baseline": cfg.baseline}
+    params = tmp_path / "old-params.yaml"
+    params.write_text(yaml.safe_dump({"report": {**section, "out": cfg.out}}))
+    result = CliRunner().invoke(report, ["--params", str(params)])
+    assert result.exit_code == 0, result.output
+    assert "reading its former name, report" in result.output
     assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]

@@ -1,10 +1,10 @@
-"""``report``: teacher vs single-frame baseline vs HalluciNet over seeds, with paired statistics.
+"""``compare-students``: teacher vs single-frame baseline vs HalluciNet over seeds, with paired statistics.
 
 Reads only files the stages wrote: each student run's ``metrics.json`` and ``log.csv``
 (train-student), the feature cache's attributes (which teacher made the targets, its GFLOPs),
 and, when present, the teacher's ``<teacher>.json`` (fit-teacher: its centre-clip accuracy) and
 the dataset's ``ceiling.json`` (make-synthetic: the best video top-1 single frames allow).
-Writes ``report.json`` and PNG plots, and logs a table.
+Writes the comparison's report, ``report.json``, and PNG plots, and logs a table.
 
 The comparison pairs the two arms by seed: runs of one seed share initialisation, batch order
 and augmentation (only the loss differs), so the per-seed difference removes most of the
@@ -55,6 +55,16 @@ def t975(df: int) -> float:
     return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
 
 
+def wilson_ci(rate: float, n: int) -> list[float]:
+    """95% Wilson score interval of a proportion ``rate`` observed on ``n`` trials (e.g. one teacher's accuracy)."""
+    if n < 1:
+        return [math.nan, math.nan]
+    z = 1.959964
+    centre = (rate + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [centre - half, centre + half]
+
+
 def mean_ci(values: list[float]) -> tuple[float, list[float]]:
     """Mean and 95% confidence interval ``[low, high]`` of the mean (t over ``n - 1`` dof; NaN for n < 2)."""
     mean = statistics.fmean(values)
@@ -65,8 +75,8 @@ def mean_ci(values: list[float]) -> tuple[float, list[float]]:
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    """``report`` settings; params.yaml section ``report``.
+class CompareConfig:
+    """``compare-students`` settings; params.yaml section ``compare_students``.
 
     ``hallucinet`` and ``baseline`` are folders holding one run folder per seed (``seed0``...);
     ``seeds`` says which (the DVC train stages iterate over the same list), so runs of seeds no
@@ -77,7 +87,7 @@ class ReportConfig:
 
     seeds: tuple[int, ...] = (0, 1, 2)
     cache: str = "data/features.h5"
-    hallucinet: str = "models/student"
+    hallucinet: str = "models/hallucinet"
     baseline: str = "models/baseline"
     teacher: str | None = None
     ceiling: str | None = None
@@ -109,7 +119,7 @@ def _read_json(path: Path, what: str) -> dict[str, Any]:
 def load_runs(folder: str | Path, seeds: tuple[int, ...]) -> dict[int, dict[str, Any]]:
     """``{seed: {"metrics": ..., "log": [rows]}}`` for each seed's run folder ``<folder>/seed<seed>``."""
     if not seeds:
-        raise UserError("report needs at least one seed")
+        raise UserError("compare-students needs at least one seed")
     runs = {}
     for seed in seeds:
         run = Path(folder) / f"seed{seed}"
@@ -138,7 +148,7 @@ def check_runs(hallucinet: dict[int, dict], baseline: dict[int, dict], cache_key
     keys = {run["metrics"].get("cache_key") for runs in (hallucinet, baseline) for run in runs.values()}
     if keys != {cache_key}:
         raise UserError(
-            "the runs were trained on other caches than the report's (config keys "
+            "the runs were trained on other caches than --cache (config keys "
             f"{sorted(str(k)[:12] for k in keys)} vs {cache_key[:12]}): retrain them or point --cache at theirs"
         )
     tasks = {run["metrics"].get("task") for runs in (hallucinet, baseline) for run in runs.values()}
@@ -188,6 +198,9 @@ def teacher_figures(cache_path: Path, teacher_json: Path | None, hallucinet: dic
         "clip_top1": first.get("teacher_clip_top1"),
         "chance": 1 / len(info.classes) if info.classes else None,
     }
+    if isinstance(out["video_top1"], float) and first.get("num_videos"):
+        # One teacher, no seeds: its interval is the binomial one over the test videos.
+        out["video_top1_ci95"] = wilson_ci(out["video_top1"], int(first["num_videos"]))
     if teacher_json is not None:
         fitted = _read_json(teacher_json, "fit-teacher metrics")
         out["centre_clip_top1"] = fitted.get("test_clip_accuracy")
@@ -196,7 +209,7 @@ def teacher_figures(cache_path: Path, teacher_json: Path | None, hallucinet: dic
     return out
 
 
-def build_report(cfg: ReportConfig) -> dict[str, Any]:
+def compare_students(cfg: CompareConfig) -> dict[str, Any]:
     """Compare the runs, write ``report.json`` and plots under ``cfg.out``, and return the report."""
     cache = Path(cfg.cache)
     if not cache.is_file():
@@ -275,29 +288,40 @@ def plot_report(report: dict[str, Any], hallucinet: dict, baseline: dict, out: P
     key = report["headline"]
     t = report["teacher"]
 
-    # The headline with 95% CIs of the mean over seeds (each seed a dot), the ceiling and the teacher.
-    fig = Figure(figsize=(6, 4))
-    ax = fig.subplots()
+    # The headline with 95% CIs of the mean over seeds (each seed a dot), the ceiling and the
+    # teacher (binomial CI over the test videos); beside it, the paired per-seed differences.
+    fig = Figure(figsize=(9, 4))
+    ax, ax_diff = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.3]})
     ticks = []
     for i, side in enumerate(("baseline", "hallucinet")):
         s = report[side].get(key)
         if s:
-            err = [[s["mean"] - s["ci95"][0]], [s["ci95"][1] - s["mean"]]] if not math.isnan(s["ci95"][0]) else None
-            ax.bar(i, s["mean"], yerr=err, color=colors[side], capsize=6, alpha=0.8)
+            ax.bar(i, s["mean"], yerr=_yerr(s["mean"], s["ci95"]), color=colors[side], capsize=6, alpha=0.8)
             ax.scatter([i] * s["n"], s["values"], color="black", zorder=3, s=12)
         ticks.append("baseline\n(lambda 0)" if side == "baseline" else "HalluciNet")
-    extra = [("single-frame\nceiling", (report.get("single_frame_ceiling") or {}).get(key), "ceiling")]
+    extra = [("single-frame\nceiling", (report.get("single_frame_ceiling") or {}).get(key), None, "ceiling")]
     if key == "video_top1":
-        extra.append((f"teacher\n({t['name']})", t.get("video_top1"), "teacher"))
-    for label, value, color in extra:
+        extra.append((f"teacher\n({t['name']})", t.get("video_top1"), t.get("video_top1_ci95"), "teacher"))
+    for label, value, ci, color in extra:
         if value is not None:
-            ax.bar(len(ticks), value, color=colors[color], alpha=0.8)
+            err = _yerr(value, ci) if ci else None
+            ax.bar(len(ticks), value, yerr=err, color=colors[color], capsize=6, alpha=0.8)
             ticks.append(label)
     if t.get("chance") and key == "video_top1":
         ax.axhline(t["chance"], color="red", linestyle="--", linewidth=1, label="chance")
         ax.legend()
     ax.set_xticks(range(len(ticks)), ticks)
-    ax.set(ylabel=f"test {key} (mean, 95% CI over seeds)", title="Task performance")
+    ax.set(ylabel=f"test {key} (mean, 95% CI)", title="Task performance")
+    c = report["comparison"].get(key)
+    if c:
+        ax_diff.axhline(0, color="black", linewidth=0.8)
+        ax_diff.scatter(range(c["n"]), c["diffs"], color="tab:blue", zorder=3)
+        ax_diff.axhline(c["diff_mean"], color="tab:blue", linewidth=1.5, label="mean")
+        if not math.isnan(c["ci95"][0]):
+            ax_diff.axhspan(*c["ci95"], color="tab:blue", alpha=0.15, label="95% CI")
+        ax_diff.set_xticks(range(c["n"]), [str(s) for s in report["hallucinet"]["seeds"]])
+        ax_diff.set(xlabel="seed", ylabel=f"HalluciNet − baseline, {key}", title="Paired by seed")
+        ax_diff.legend(fontsize=8)
     _save(fig, out / "accuracy.png")
 
     # Hallucination fidelity, with the mean-feature predictor as the floor.
@@ -344,6 +368,13 @@ def plot_report(report: dict[str, Any], hallucinet: dict, baseline: dict, out: P
         ax.set(ylabel="GFLOPs", title="Per-prediction cost")
         ax.margins(y=0.15)
         _save(fig, out / "cost.png")
+
+
+def _yerr(mean: float, ci: list[float]) -> list[list[float]] | None:
+    """Matplotlib's asymmetric error bar for a ``[low, high]`` interval (none when it is undefined)."""
+    if ci is None or math.isnan(ci[0]):
+        return None
+    return [[mean - ci[0]], [ci[1] - mean]]
 
 
 def _save(fig: Figure, path: Path) -> None:

@@ -1,0 +1,51 @@
+"""What every console script shares: ``--version`` prints the code version a feature cache records."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from pipeline.version import code_version
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def console_scripts() -> dict[str, str]:
+    """``[project.scripts]`` of pyproject.toml: command -> ``module:function``."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the installed entry points say the same
+        from importlib.metadata import distribution
+
+        return {ep.name: ep.value for ep in distribution("hallucinet").entry_points if ep.group == "console_scripts"}
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+
+
+SCRIPTS = console_scripts()
+
+
+def test_the_scripts_include_the_new_names_and_their_aliases() -> None:
+    assert {"predict-student", "compare-students", "predict", "report"} <= set(SCRIPTS)
+    assert SCRIPTS["predict"].rpartition(":")[0] == SCRIPTS["predict-student"].rpartition(":")[0]
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_every_command_answers_version_with_the_caches_code_version(name: str) -> None:
+    module, _, attr = SCRIPTS[name].partition(":")
+    result = CliRunner().invoke(getattr(importlib.import_module(module), attr), ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"{code_version()}\n" and result.stderr == ""
+
+
+def test_the_installed_script_answers_version() -> None:
+    """Through the installed entry point: the package's own version, not "(not installed)"."""
+    script = Path(sys.executable).parent / "predict-student"
+    assert script.is_file(), "the console scripts are not installed: run make test (pip install -e .)"
+    result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
+    assert result.stdout == f"{code_version()}\n"
+    assert code_version().startswith("hallucinet ") and "not installed" not in code_version()
