@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.datasets.base import DatasetError, VideoRecord
-from pipeline.frame_folder import is_frame_folder
+from pipeline.frame_folder import frame_folder_problem, is_frame_folder
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,46 @@ def keep_existing(root: Path, records: list[VideoRecord], source: Path | str) ->
         )
     warn_not_files(root, odd)
     return present, [r.path for r in missing]
+
+
+def keep_frame_folders(root: Path, records: list[VideoRecord], source: Path) -> tuple[list[VideoRecord], list[str]]:
+    """Like :func:`keep_existing`, for datasets whose videos are frame folders (MTL-AQA, YUP++).
+
+    A listed folder that does not exist is missing (counted, one warning); one that exists but is
+    not a usable frame folder (empty, badly named frames) is kept and warned about, so extraction
+    records it as failed with the reason. If no listed folder is usable, the root or the layout
+    option is wrong: an error.
+    """
+    present = [r for r in records if os.path.lexists(root / r.path)]
+    missing = [r.path for r in records if not os.path.lexists(root / r.path)]
+    broken = [(r.path, why) for r in present if (why := frame_folder_problem(root / r.path)) is not None]
+    if len(broken) == len(present):
+        shown = ", ".join(missing[:3] + [f"{rel} ({why})" for rel, why in broken[:3]])
+        raise DatasetError(
+            f"none of the {len(records)} frame folders listed in {source} is usable under {root} "
+            f"({len(missing)} missing, {len(broken)} without usable frames; e.g. {shown})"
+        )
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        logger.warning(
+            "%d of %d listed frame folders are missing under %s: %s%s",
+            len(missing),
+            len(records),
+            root,
+            ", ".join(missing[:3]),
+            more,
+        )
+    if broken:
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        shown = ", ".join(f"{rel} ({why})" for rel, why in broken[:3])
+        logger.warning(
+            "%d listed frame folders under %s are not usable; kept, they will be recorded as failed: %s%s",
+            len(broken),
+            root,
+            shown,
+            more,
+        )
+    return present, missing
 
 
 def read_mirror_pairs(path: Path, classes: Sequence[str]) -> tuple[int, ...]:

@@ -27,9 +27,7 @@ event frames into such folders first if you followed the release's recipe.
 from __future__ import annotations
 
 import importlib
-import logging
 import math
-import os
 import pickle
 from collections import Counter
 from numbers import Integral, Real
@@ -38,12 +36,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from pipeline.datasets._common import VIDEO_SUFFIXES, check_options, keep_existing
+from pipeline.datasets._common import VIDEO_SUFFIXES, check_options, keep_existing, keep_frame_folders
 from pipeline.datasets.base import DatasetError, DatasetIndex, VideoRecord
 from pipeline.datasets.registry import DATASETS
-from pipeline.frame_folder import frame_folder_problem
-
-logger = logging.getLogger(__name__)
 
 SPLIT_IDS = ("0",)
 TARGETS = ("final", "execution")
@@ -186,46 +181,6 @@ def _clip_path(pattern: str, key: tuple[int, int]) -> str:
     return Path(rel).as_posix()
 
 
-def _keep_frame_folders(root: Path, records: list[VideoRecord], source: Path) -> tuple[list[VideoRecord], list[str]]:
-    """Like :func:`~pipeline.datasets._common.keep_existing`, for frame folders.
-
-    A listed folder that does not exist is missing (counted, one warning); one that exists but is
-    not a usable frame folder (empty, badly named frames) is kept and warned about, so extraction
-    records it as failed with the reason. If no listed folder is usable, the root or the layout
-    option is wrong: an error.
-    """
-    present = [r for r in records if os.path.lexists(root / r.path)]
-    missing = [r.path for r in records if not os.path.lexists(root / r.path)]
-    broken = [(r.path, why) for r in present if (why := frame_folder_problem(root / r.path)) is not None]
-    if len(broken) == len(present):
-        shown = ", ".join(missing[:3] + [f"{rel} ({why})" for rel, why in broken[:3]])
-        raise DatasetError(
-            f"none of the {len(records)} frame folders listed in {source} is usable under {root} "
-            f"({len(missing)} missing, {len(broken)} without usable frames; e.g. {shown})"
-        )
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        logger.warning(
-            "%d of %d listed frame folders are missing under %s: %s%s",
-            len(missing),
-            len(records),
-            root,
-            ", ".join(missing[:3]),
-            more,
-        )
-    if broken:
-        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
-        shown = ", ".join(f"{rel} ({why})" for rel, why in broken[:3])
-        logger.warning(
-            "%d listed frame folders under %s are not usable; kept, they will be recorded as failed: %s%s",
-            len(broken),
-            root,
-            shown,
-            more,
-        )
-    return present, missing
-
-
 @DATASETS.register("mtl_aqa")
 def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
     """Index MTL-AQA split ``"0"`` as a regression task on each dive's score.
@@ -285,5 +240,5 @@ def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
     if Path(pattern).suffix.lower() in VIDEO_SUFFIXES:  # one video file per clip
         present, missing = keep_existing(root, records, folder)
     else:
-        present, missing = _keep_frame_folders(root, records, folder)
+        present, missing = keep_frame_folders(root, records, folder)
     return DatasetIndex("mtl_aqa", root, split, "regression", (), tuple(present), tuple(missing))

@@ -21,16 +21,11 @@ labels agree between static, moving and both.
 
 from __future__ import annotations
 
-import logging
-import os
 from pathlib import Path
 
-from pipeline.datasets._common import check_options, keep_existing, read_lines
+from pipeline.datasets._common import check_options, keep_existing, keep_frame_folders, read_lines
 from pipeline.datasets.base import DatasetError, DatasetIndex, VideoRecord
 from pipeline.datasets.registry import DATASETS
-from pipeline.frame_folder import frame_folder_problem
-
-logger = logging.getLogger(__name__)
 
 #: subset option -> the split-file prefixes it keeps.
 SUBSETS = {"static": ("static",), "moving": ("moving",), "both": ("static", "moving")}
@@ -38,46 +33,6 @@ SUBSETS = {"static": ("static",), "moving": ("moving",), "both": ("static", "mov
 SUBSET_DIRS = {"static": "camera_stationary", "moving": "camera_moving"}
 SPLIT_FILE = "10_90_randsplit_{split}.txt"
 VIDEO_SUFFIX = ".mp4"
-
-
-def _keep_frame_folders(root: Path, records: list[VideoRecord], source: Path) -> tuple[list[VideoRecord], list[str]]:
-    """Like :func:`~pipeline.datasets._common.keep_existing`, for frame folders.
-
-    A listed folder that does not exist is missing (counted, one warning); one that exists but is
-    not a usable frame folder (empty, badly named frames) is kept and warned about, so extraction
-    records it as failed with the reason. If no listed folder is usable, the root or the layout
-    option is wrong: an error.
-    """
-    present = [r for r in records if os.path.lexists(root / r.path)]
-    missing = [r.path for r in records if not os.path.lexists(root / r.path)]
-    broken = [(r.path, why) for r in present if (why := frame_folder_problem(root / r.path)) is not None]
-    if len(broken) == len(present):
-        shown = ", ".join(missing[:3] + [f"{rel} ({why})" for rel, why in broken[:3]])
-        raise DatasetError(
-            f"none of the {len(records)} frame folders listed in {source} is usable under {root} "
-            f"({len(missing)} missing, {len(broken)} without usable frames; e.g. {shown})"
-        )
-    if missing:
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        logger.warning(
-            "%d of %d listed frame folders are missing under %s: %s%s",
-            len(missing),
-            len(records),
-            root,
-            ", ".join(missing[:3]),
-            more,
-        )
-    if broken:
-        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
-        shown = ", ".join(f"{rel} ({why})" for rel, why in broken[:3])
-        logger.warning(
-            "%d listed frame folders under %s are not usable; kept, they will be recorded as failed: %s%s",
-            len(broken),
-            root,
-            shown,
-            more,
-        )
-    return present, missing
 
 
 def _split_file(root: Path, split: str, option: str | None) -> Path:
@@ -159,5 +114,5 @@ def yupp(root: Path, split: str, **options) -> DatasetIndex:
     if frames_dir is None:
         present, missing = keep_existing(root, records, path)
     else:
-        present, missing = _keep_frame_folders(root, records, path)
+        present, missing = keep_frame_folders(root, records, path)
     return DatasetIndex("yupp", root, split, "classification", classes, tuple(present), tuple(missing))
