@@ -6,6 +6,8 @@ another; ``conftest.py`` holds only fixtures.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ from pipeline.synthetic import SyntheticConfig, generate
 from pipeline.video import write_video
 from student_train.train import TrainConfig
 from teacher_extract.extract import ExtractConfig
+
+REPO = Path(__file__).resolve().parents[1]
 
 # --- videos ----------------------------------------------------------------------------------
 
@@ -213,3 +217,22 @@ def truncated_avi(path: Path, frames: np.ndarray, keep: int) -> Path:
         positions = [p.pos for p in container.demux(container.streams.video[0]) if p.size]
     path.write_bytes(path.read_bytes()[: positions[keep]])
     return path
+
+
+def copy_project_files(dest: Path) -> Path:
+    """This project's files (tracked and new, not ignored) copied under ``dest``, without any dvc.lock.
+
+    What the DVC tests start from: the code and pipeline as they stand, with every stage unrun.
+    """
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        if (REPO / name).is_file() and Path(name).name != "dvc.lock":
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest

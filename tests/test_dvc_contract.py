@@ -32,7 +32,6 @@ import importlib
 import inspect
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -40,6 +39,7 @@ from typing import Any, NamedTuple
 import click
 import pytest
 import yaml
+from helpers import copy_project_files
 
 from pipeline.config import RESULT_NEUTRAL
 
@@ -264,19 +264,7 @@ def interpolated(pipeline: Path) -> dict[str, dict[str, set[str]]]:
 
 def copy_project(dest: Path) -> Path:
     """This project's files (tracked and new, not ignored) in a fresh git repository, without its dvc.lock."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
-    for lock in dest.rglob("dvc.lock"):
-        lock.unlink()
+    copy_project_files(dest)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
     return dest
 

@@ -16,14 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import moving_square
+from helpers import copy_project_files, moving_square
 
 from pipeline.cache import FeatureCache
 from pipeline.synthetic import held_out_groups
@@ -74,17 +73,7 @@ def env(tmp_path_factory) -> dict[str, str]:
 def copy_project(dest: Path, env: dict[str, str], toy: dict[str, dict] | None = None) -> Path:
     """This project's files (tracked and new, not ignored, without dvc.lock) committed to a fresh
     git repository, with ``toy`` merged into the sections of its params.yaml."""
-    files = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    for name in filter(None, files):
-        if (REPO / name).is_file() and Path(name).name != "dvc.lock":
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, dest / name)
+    copy_project_files(dest)
     if toy:
         params = yaml.safe_load((dest / "params.yaml").read_text())
         for section, values in toy.items():
