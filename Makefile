@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench protocol clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,10 @@ lint: install
 
 test: lint
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+# The default benchmark's whole protocol: the val grid, the default run, the table over its switches.
+protocol: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.protocol all
 
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.suite

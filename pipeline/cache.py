@@ -383,6 +383,9 @@ class FeatureCache:
         self._memory: dict[str, np.ndarray] = {}
         self._file: h5py.File | None = None
         self._pid = -1
+        #: Splits whose frames this process has read (:meth:`images`): what a run looked at,
+        #: recorded in its metrics so a comparison can refuse a run that saw the test split.
+        self.splits_read: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.clip_video)
@@ -448,6 +451,7 @@ class FeatureCache:
 
     def images(self, rows: np.ndarray) -> np.ndarray:
         """``(n, H, W, 3)`` uint8 anchor frames of the given clip rows (unmirrored)."""
+        self.splits_read.update(str(s) for s in np.unique(self.clip_split[np.asarray(rows, np.int64)]))
         return self._read("image", rows)
 
     def logits(self, rows: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray | None:

@@ -26,6 +26,23 @@ def _opt(name: str, text: str, **kwargs):
 @_opt("fps", "Frame rate written into the files.", type=float)
 @_opt("cue_agreement", "Probability that a single frame's pose points along the true motion.", type=float)
 @_opt(
+    "speeds",
+    "Comma-separated speeds; each video moves at one of them (its ghost's length shows it).",
+    callback=lambda _ctx, _param, value: None if value is None else tuple(float(v) for v in value.split(",")),
+)
+@_opt("scene_bias", "Probability that a training video is shown in its class's own scene (a shortcut).", type=float)
+@_opt(
+    "val_groups",
+    "Comma-separated groups whose training videos form the val split (the ucf101 option of that name).",
+    callback=lambda _ctx, _param, value: None if value is None else tuple(int(v) for v in value.split(",")),
+)
+@_opt(
+    "pool_videos_per_class",
+    "Videos per class x speed of a pretraining pool written to OUT/pool (0: none).",
+    type=int,
+)
+@_opt("pool_groups", "Groups of the pool (its own backgrounds, never in the students' splits).", type=int)
+@_opt(
     "task",
     "classification (the UCF101 layout: class = motion) or regression (the manifest layout: "
     "score = how fast the motion goes, as an action-quality score).",

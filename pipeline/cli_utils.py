@@ -9,8 +9,6 @@ code 2; ``--verbose`` shows the traceback as well. Anything else is a bug and ke
 from __future__ import annotations
 
 import contextlib
-import copy
-import functools
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -58,6 +56,20 @@ def common_options(command: Callable) -> Callable:
     return version_option(command)
 
 
+def section_option(default: str) -> Callable:
+    """``--section``: which params.yaml section sets the defaults (``default``: the command's own stage).
+
+    For a second stage of the same command, such as extract-teacher over the pretraining pool
+    (section ``extract_pool``) beside the students' dataset (section ``extract_teacher``).
+    """
+    return click.option(
+        "--section",
+        default=default,
+        show_default=True,
+        help="The --params section that sets the defaults (another stage of this command).",
+    )
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value and not ctx.resilient_parsing:
         click.echo(code_version())
@@ -74,29 +86,6 @@ def version_option(command: Callable) -> Callable:
         callback=_print_version,
         help="Print the code version (the feature cache's code_version) and exit.",
     )(command)
-
-
-def deprecated_alias(command: click.Command, old_name: str) -> click.Command:
-    """``command`` under its former name ``old_name``: same options and function, plus a one-line warning.
-
-    The warning goes to stderr before the command runs, so its stdout (JSON lines, say) stays clean.
-    Aliases live for one release.
-    """
-
-    @functools.wraps(command.callback)
-    def callback(*args: Any, **kwargs: Any) -> Any:
-        click.echo(
-            f"Warning: '{old_name}' is deprecated and will be removed in the next release; use '{command.name}'.",
-            err=True,
-        )
-        return command.callback(*args, **kwargs)
-
-    alias = copy.copy(command)
-    alias.name = old_name
-    alias.callback = callback
-    alias.help = f"Deprecated alias of {command.name} (removed in the next release).\n\n{command.help or ''}"
-    alias.short_help = f"Deprecated alias of {command.name}."
-    return alias
 
 
 @contextlib.contextmanager

@@ -4,18 +4,36 @@ Each class is defined by *how the object moves* (direction, rotation sense, grow
 so a 16-frame clip identifies it. A single frame is only a partial cue, like a person's pose
 hinting at what comes next: classes come in pairs that share an appearance and differ only in
 the direction of motion, and the object's pose points the right way with probability
-``cue_agreement`` (0.65 by default), the wrong way otherwise. Distractors: per-group textured
+``cue_agreement`` (0.75 by default), the wrong way otherwise. Distractors: per-group textured
 backgrounds and palettes, random object colours, clutter blobs wandering at random, and
 camera-like jitter.
 
+Three switches pose the paper's setting (README, "The default benchmark"):
+
+* ``speeds``: each video moves at one of these speeds, and a frame shows it partly (the length
+  of the motion-blur ghost or tail follows the speed), as a pose shows how fast an action goes.
+  The class does not depend on it.
+* ``pool_videos_per_class`` > 0 writes a separate pretraining pool under ``pool/`` (its own
+  groups, never in the students' splits) whose classes are the finer ``class x speed`` labels:
+  a teacher fitted on it must encode speed, which the students' labels do not name, as a
+  Kinetics teacher encodes more than UCF101's class names.
+* ``scene_bias``: the probability that a *training* video is shown in its class's own scene
+  (a background texture per class) instead of its group's; val and test videos never are. A
+  frame-only model can take the shortcut; a teacher that sees motion cannot.
+
 The files follow UCF101 exactly (``UCF-101/<Class>/v_<Class>_gXX_cYY.avi`` and
 ``ucfTrainTestlist/`` with CRLF line ends and 1-based labels), so ``--dataset ucf101`` reads
-them unchanged. Train and test never share a group, as in UCF101.
+them unchanged. Train, val (``val_groups``, read with the ucf101 adapter's option of that name)
+and test never share a group, as in UCF101. ``videos.csv`` beside them records what each video
+drew (speed, whether its cue agrees, whether it shows its class's scene): the ground truth the
+design checks and the exact ceiling are computed from.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import csv
+import dataclasses
 import json
 import logging
 import math
@@ -74,6 +92,11 @@ class SyntheticConfig:
     width: int = 64
     fps: float = 25.0
     cue_agreement: float = 0.75
+    speeds: tuple[float, ...] = (1.0,)
+    scene_bias: float = 0.0
+    val_groups: tuple[int, ...] = ()
+    pool_videos_per_class: int = 0
+    pool_groups: int = 8
     task: str = "classification"
     seed: int = 0
     workers: int = 2
@@ -99,6 +122,23 @@ class SyntheticConfig:
             raise UserError(f"fps must be positive, got {self.fps}")
         if not 0.0 <= self.cue_agreement <= 1.0:
             raise UserError(f"cue_agreement must be within [0, 1], got {self.cue_agreement}")
+        if not 0.0 <= self.scene_bias <= 1.0:
+            raise UserError(f"scene_bias must be within [0, 1], got {self.scene_bias}")
+        if not self.speeds or any(not 0.1 <= v <= 3.0 for v in self.speeds) or len(set(self.speeds)) < len(self.speeds):
+            raise UserError(f"speeds must be distinct values within [0.1, 3], got {list(self.speeds)}")
+        test = held_out_groups(1, self.groups)
+        bad = sorted(g for g in self.val_groups if g in test or not 1 <= g <= self.groups)
+        if bad or len(set(self.val_groups)) < len(self.val_groups):
+            raise UserError(
+                f"val_groups must be distinct groups in 1..{self.groups} outside the test groups "
+                f"{sorted(test)}; got {list(self.val_groups)}"
+            )
+        if len(self.val_groups) + len(test) >= self.groups:
+            raise UserError(f"val_groups {list(self.val_groups)} leave no training group of {self.groups}")
+        if self.pool_videos_per_class < 0 or (self.pool_videos_per_class and self.pool_groups < 2):
+            raise UserError("pool_videos_per_class must be >= 0, and a pool needs at least 2 pool_groups")
+        if self.task == "regression" and (self.pool_videos_per_class or self.scene_bias or self.val_groups):
+            raise UserError("the regression variant has no pool, scene_bias or val_groups")
         if self.workers < 1:
             raise UserError(f"workers must be at least 1, got {self.workers}")
 
@@ -168,6 +208,9 @@ DISC_RATE = 0.025
 MARGIN = 0.1
 #: Radius of the orbiters' circle, in sides.
 ORBIT = 0.12
+#: An arrow's motion-blur streak: this many radii per unit of speed (a speed of at most 1.5
+#: keeps it within one radius of the centre, on the stage).
+ARROW_STREAK = 0.45
 
 
 def draw_params(
@@ -256,8 +299,9 @@ def render_video(
     width: int,
     rng: np.random.Generator,
     background: np.ndarray | None = None,
-    cue_agreement: float = 0.65,
+    cue_agreement: float = 0.75,
     speed: float = 1.0,
+    params: VideoParams | None = None,
 ) -> np.ndarray:
     """Render one video of ``motion``.
 
@@ -267,7 +311,9 @@ def render_video(
         rng: the video's own generator (parameters, clutter, jitter).
         background: ``(H, W, 3)`` float texture shared by a group, or ``None`` for a fresh one.
         cue_agreement: probability that the object's pose points along its true motion.
-        speed: how fast the motion goes (the regression variant's score).
+        speed: how fast the motion goes (a frame shows it through its ghost's length).
+        params: the video's parameters, when the caller drew them (with
+            :func:`draw_params` from ``rng``, which is then the first draw of the video, as here).
 
     Returns:
         ``(frames, height, width, 3)`` uint8 RGB.
@@ -275,7 +321,7 @@ def render_video(
     side = min(height, width)
     bg = _background(rng, height, width) if background is None else background
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    params = draw_params(motion, rng, height, width, cue_agreement, speed)
+    params = params or draw_params(motion, rng, height, width, cue_agreement, speed)
     color = np.array(params.color)
     # Clutter: blobs on random walks, same colours family as objects so colour is no cue.
     n_clutter = int(rng.integers(1, 4))
@@ -307,8 +353,12 @@ def _object_masks(motion: Motion, s: ObjectState, xx, yy, width: int, height: in
         dx, dy = xx - s.x, yy - s.y
         u = dx * ux + dy * uy
         v = -dx * uy + dy * ux
-        mask = (u >= -s.radius * 0.6) & (u <= s.radius) & (np.abs(v) <= (s.radius - u) * 0.55)
-        return mask, np.zeros_like(mask)
+        mask = (u >= -s.radius * 0.3) & (u <= s.radius) & (np.abs(v) <= (s.radius - u) * 0.55)
+        # A motion-blur streak behind the point, longer the faster the arrow goes (within r of
+        # the centre, so it stays on the stage).
+        tail = -s.radius * (0.3 + ARROW_STREAK * s.speed)
+        ghost = (u < -s.radius * 0.3) & (u >= tail) & (np.abs(v) <= s.radius * 0.2)
+        return mask, ghost
     if motion.shape == "bar":
         mask = _bar(xx, yy, s.x, s.y, s.angle, s.radius * 1.2, s.radius * 0.25)
         # A motion-blur ghost trailing behind the rotation (on the wrong side if the cue disagrees).
@@ -319,7 +369,9 @@ def _object_masks(motion: Motion, s: ObjectState, xx, yy, width: int, height: in
         d2 = (xx - s.x) ** 2 + (yy - s.y) ** 2
         mask = d2 <= s.radius**2
         grows = (motion.growth > 0) == (s.cue_sign > 0)
-        ghost = (d2 <= (s.radius * 1.45) ** 2) & ~mask if grows else (d2 <= (s.radius * 0.5) ** 2)
+        # A halo (growing) or a hole (shrinking) whose size follows the speed.
+        halo, hole = 1.0 + 0.3 * s.speed, 0.2 + 0.2 * s.speed
+        ghost = (d2 <= (s.radius * halo) ** 2) & ~mask if grows else (d2 <= (s.radius * hole) ** 2)
         if not grows:
             mask = mask & ~ghost
         return mask, ghost
@@ -347,18 +399,31 @@ def mirror_pairs(motions: tuple[Motion, ...]) -> list[tuple[str, str]]:
 
 
 def single_frame_ceiling(cue_agreement: float) -> float:
-    """The best video top-1 any classifier of single frames can reach on this dataset, by construction.
+    """The best *expected* video top-1 any classifier of single frames can reach, by construction.
 
     A frame shows the object's shape, which names the class's pair (arrows also show their axis),
     and its pose cue, which points to one class of the pair: the true one with probability
     ``cue_agreement``, drawn once per video, so every anchor of a video shows the same cue.
-    Nothing else in a frame depends on the class (positions, angles, sizes and disc phases are
-    drawn so that their distribution at every frame is the same for both classes of a pair;
-    colours, clutter, backgrounds and jitter ignore the class). Per-frame outputs averaged over a
-    video's anchors are thus a function of (pair, cue): the best rule follows the cue, right with
-    probability ``max(p, 1 - p)``.
+    Nothing else in a val or test frame depends on the class (positions, angles, sizes, disc
+    phases and speeds are drawn so that their distribution at every frame is the same for both
+    classes of a pair; colours, clutter, group backgrounds and jitter ignore the class; class
+    scenes appear in training videos only). Per-frame outputs averaged over a video's anchors
+    are thus a function of (pair, cue): the best rule follows the cue, right with probability
+    ``max(p, 1 - p)``. For a fixed set of videos, :func:`achievable_ceiling` is the exact figure.
     """
     return max(cue_agreement, 1.0 - cue_agreement)
+
+
+def achievable_ceiling(agrees: list[bool], cue_agreement: float) -> float:
+    """The video top-1 the best single-frame rule scores on these videos: the share it gets right.
+
+    The rule (see :func:`single_frame_ceiling`) follows the cue when ``cue_agreement >= 0.5``
+    (right on the videos whose cue agrees) and goes against it otherwise.
+    """
+    if not agrees:
+        return float("nan")
+    right = sum(agrees) if cue_agreement >= 0.5 else len(agrees) - sum(agrees)
+    return right / len(agrees)
 
 
 def video_name(motion: Motion, group: int, clip: int) -> str:
@@ -374,17 +439,75 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 SPEEDS = (0.5, 1.5)
 SCORE_SCALE = 10.0
 
+#: Columns of ``videos.csv``: what each video drew.
+VIDEO_COLUMNS = ("path", "label", "group", "clip", "speed", "agrees", "scene", "split")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One video to write: its class, place and the draws that decide what it shows."""
+
+    label: int
+    motion: Motion
+    group: int
+    clip: int
+    speed: float
+    scene: bool  # shown in its class's scene instead of its group's background
+    split: str
+    rng_key: tuple[int, ...]
+
+
+def fine_motions(motions: tuple[Motion, ...], speeds: tuple[float, ...]) -> tuple[Motion, ...]:
+    """The pool's classes: each motion at each speed (``MoveLeftSpeed1``...), mirrors kept within a speed."""
+    return tuple(
+        dataclasses.replace(m, name=f"{m.name}Speed{k + 1}", mirror=f"{m.mirror}Speed{k + 1}" if m.mirror else "")
+        for m in motions
+        for k in range(len(speeds))
+    )
+
+
+def _student_jobs(cfg: SyntheticConfig, motions: tuple[Motion, ...]) -> list[Job]:
+    regression = cfg.task == "regression"
+    test, val = held_out_groups(1, cfg.groups), set(cfg.val_groups)
+    jobs = []
+    for label, motion in enumerate(motions):
+        for i in range(cfg.videos_per_class):
+            group, clip = i % cfg.groups + 1, i // cfg.groups + 1
+            draw = np.random.default_rng([cfg.seed, label, group, clip, 1])
+            speed = float(draw.uniform(*SPEEDS)) if regression else float(cfg.speeds[draw.integers(len(cfg.speeds))])
+            split = "test" if group in test else "val" if group in val else "train"
+            scene = split == "train" and bool(
+                np.random.default_rng([cfg.seed, label, group, clip, 2]).random() < cfg.scene_bias
+            )
+            jobs.append(Job(label, motion, group, clip, speed, scene, split, (cfg.seed, label, group, clip)))
+    return jobs
+
+
+def _pool_jobs(cfg: SyntheticConfig, motions: tuple[Motion, ...]) -> list[Job]:
+    """The pretraining pool: ``pool_videos_per_class`` videos of each (motion, speed), in groups of its own."""
+    test = held_out_groups(1, cfg.pool_groups)
+    jobs = []
+    for label, motion in enumerate(fine_motions(motions, cfg.speeds)):
+        speed = cfg.speeds[label % len(cfg.speeds)]
+        for i in range(cfg.pool_videos_per_class):
+            group, clip = i % cfg.pool_groups + 1, i // cfg.pool_groups + 1
+            split = "test" if group in test else "train"
+            jobs.append(Job(label, motion, group, clip, speed, False, split, (cfg.seed, 5003, label, group, clip)))
+    return jobs
+
 
 def generate(cfg: SyntheticConfig) -> Path:
     """Write the dataset to ``cfg.out`` and return it.
 
-    ``task: classification`` writes the UCF101 layout (class = motion). ``task: regression``
-    writes the ``manifest`` layout (``videos/<Motion>/<name>.avi`` and ``manifest.csv`` with
-    ``path,score,split``) whose score is how fast the motion goes (``SCORE_SCALE x speed``): a
-    frame hints at it (the cue's offset grows with speed), the motion reveals it, like the judges'
-    scores of an action-quality dataset. The videos are written to a temporary sibling folder and
-    moved into place at the end, so a crash never leaves half a dataset, and a rerun replaces
-    (never mixes with) an old one.
+    ``task: classification`` writes the UCF101 layout (class = motion), plus the pretraining
+    pool under ``pool/`` (the same layout, classes ``class x speed``) when
+    ``pool_videos_per_class`` > 0. ``task: regression`` writes the ``manifest`` layout
+    (``videos/<Motion>/<name>.avi`` and ``manifest.csv`` with ``path,score,split``) whose score
+    is how fast the motion goes (``SCORE_SCALE x speed``): a frame hints at it (the ghost's
+    length grows with speed), the motion reveals it, like the judges' scores of an
+    action-quality dataset. The videos are written to a temporary sibling folder and moved into
+    place at the end, so a crash never leaves half a dataset, and a rerun replaces (never mixes
+    with) an old one.
     """
     cfg.validate()
     t0 = time.perf_counter()
@@ -397,76 +520,105 @@ def generate(cfg: SyntheticConfig) -> Path:
     motions = MOTIONS[: cfg.classes]
     regression = cfg.task == "regression"
     videos = Path("videos" if regression else "UCF-101")
-    jobs = []
-    for label, motion in enumerate(motions):
-        for i in range(cfg.videos_per_class):
-            group, clip = i % cfg.groups + 1, i // cfg.groups + 1
-            speed = (
-                float(np.random.default_rng([cfg.seed, label, group, clip, 1]).uniform(*SPEEDS)) if regression else 1.0
-            )
-            jobs.append((label, motion, group, clip, speed))
-    backgrounds = {
-        g: _background(np.random.default_rng([cfg.seed, 7919, g]), cfg.height, cfg.width)
-        for g in range(1, cfg.groups + 1)
-    }
+    jobs = _student_jobs(cfg, motions)
+    pool = _pool_jobs(cfg, motions) if cfg.pool_videos_per_class else []
+    texture = lambda *key: _background(np.random.default_rng([cfg.seed, *key]), cfg.height, cfg.width)  # noqa: E731
+    backgrounds = {g: texture(7919, g) for g in range(1, cfg.groups + 1)}
+    pool_backgrounds = {g: texture(7919, 100 + g) for g in range(1, cfg.pool_groups + 1)}
+    scenes = {label: texture(104729, label) for label in range(len(motions))}
+    agrees: dict[tuple, bool] = {}
 
-    def write(job: tuple[int, Motion, int, int, float]) -> None:
-        label, motion, group, clip, speed = job
-        rng = np.random.default_rng([cfg.seed, label, group, clip])
+    def write(item: tuple[Path, Job, np.ndarray]) -> None:
+        root, job, background = item
+        rng = np.random.default_rng(list(job.rng_key))
+        params = draw_params(job.motion, rng, cfg.height, cfg.width, cfg.cue_agreement, job.speed)
+        agrees[job.rng_key] = params.agrees
         frames = render_video(
-            motion,
+            job.motion,
             frames=cfg.frames,
             height=cfg.height,
             width=cfg.width,
             rng=rng,
-            background=backgrounds[group],
+            background=background,
             cue_agreement=cfg.cue_agreement,
-            speed=speed,
+            speed=job.speed,
+            params=params,
         )
-        write_video(tmp / videos / video_name(motion, group, clip), frames, fps=cfg.fps)
+        write_video(root / videos / video_name(job.motion, job.group, job.clip), frames, fps=cfg.fps)
 
-    with cf.ThreadPoolExecutor(max_workers=cfg.workers) as pool:
-        list(progress(pool.map(write, jobs), total=len(jobs), desc="make-synthetic", unit="video", logger=logger))
+    items = [(tmp, j, scenes[j.label] if j.scene else backgrounds[j.group]) for j in jobs]
+    items += [(tmp / "pool", j, pool_backgrounds[j.group]) for j in pool]
+    with cf.ThreadPoolExecutor(max_workers=cfg.workers) as workers:
+        list(progress(workers.map(write, items), total=len(items), desc="make-synthetic", unit="video", logger=logger))
 
-    held_out = held_out_groups(1, cfg.groups)
     if regression:
         rows = ["path,score,split"] + [
-            f"{videos / video_name(m, g, c)},{SCORE_SCALE * speed:.4f},{'test' if g in held_out else 'train'}"
-            for _, m, g, c, speed in jobs
+            f"{videos / video_name(j.motion, j.group, j.clip)},{SCORE_SCALE * j.speed:.4f},{j.split}" for j in jobs
         ]
         (tmp / "manifest.csv").write_text("\n".join(rows) + "\n")
     else:
-        _write_ucf101_lists(tmp / "ucfTrainTestlist", cfg, motions, jobs)
+        _write_ucf101_lists(tmp / "ucfTrainTestlist", cfg.groups, motions, jobs)
+        _write_ceiling(tmp / "ceiling.json", cfg, jobs, agrees)
+        if pool:
+            _write_ucf101_lists(
+                tmp / "pool" / "ucfTrainTestlist", cfg.pool_groups, fine_motions(motions, cfg.speeds), pool
+            )
+            _write_videos_csv(tmp / "pool" / "videos.csv", videos, pool, agrees)
+    _write_videos_csv(tmp / "videos.csv", videos, jobs, agrees)
     save_config(cfg, tmp / "synthetic.yaml")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     logger.info(
-        "wrote %d %s videos of %d motions (%d frames, %dx%d) to %s in %.1f s",
+        "wrote %d %s videos of %d motions (%d frames, %dx%d)%s to %s in %.1f s",
         len(jobs),
         cfg.task,
         len(motions),
         cfg.frames,
         cfg.width,
         cfg.height,
+        f" and a pool of {len(pool)} videos" if pool else "",
         out,
         time.perf_counter() - t0,
     )
     return out
 
 
-def _write_ucf101_lists(lists: Path, cfg: SyntheticConfig, motions: tuple[Motion, ...], jobs: list) -> None:
-    """classInd, the three train/test lists (CRLF, 1-based), our mirror pairs, and the dataset's ceiling."""
+def _write_videos_csv(path: Path, videos: Path, jobs: list[Job], agrees: dict[tuple, bool]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(VIDEO_COLUMNS)
+        for j in jobs:
+            name = videos / video_name(j.motion, j.group, j.clip)
+            writer.writerow(
+                [name.as_posix(), j.label, j.group, j.clip, j.speed, int(agrees[j.rng_key]), int(j.scene), j.split]
+            )
+
+
+def _write_ceiling(path: Path, cfg: SyntheticConfig, jobs: list[Job], agrees: dict[tuple, bool]) -> None:
+    """``ceiling.json``: the exact single-frame ceiling of the test videos (the headline), and of val."""
+    achievable = {
+        split: achievable_ceiling([agrees[j.rng_key] for j in jobs if j.split == split], cfg.cue_agreement)
+        for split in ("val", "test")
+        if any(j.split == split for j in jobs)
+    }
+    ceiling = {
+        "single_frame_ceiling": {"video_top1": achievable["test"]},
+        "expected": {"video_top1": single_frame_ceiling(cfg.cue_agreement)},
+        "achievable": {split: {"video_top1": value} for split, value in achievable.items()},
+    }
+    path.write_text(json.dumps(ceiling, indent=2) + "\n")
+
+
+def _write_ucf101_lists(lists: Path, groups: int, motions: tuple[Motion, ...], jobs: list[Job]) -> None:
+    """classInd, the three train/test lists (CRLF, 1-based; val videos are in the train lists), our mirror pairs."""
     lists.mkdir(parents=True, exist_ok=True)
     _write_lines(lists / "classInd.txt", [f"{i + 1} {m.name}" for i, m in enumerate(motions)])
     # Not part of UCF101 (a real copy lacks it and keeps every label under a mirror): which of
     # our classes a horizontal mirror swaps, read by the ucf101 adapter when present.
     _write_lines(lists / "mirror_pairs.txt", [f"{a} {b}" for a, b in mirror_pairs(motions)])
-    (lists.parent / "ceiling.json").write_text(
-        json.dumps({"single_frame_ceiling": {"video_top1": single_frame_ceiling(cfg.cue_agreement)}}, indent=2) + "\n"
-    )
     for split in (1, 2, 3):
-        held_out = held_out_groups(split, cfg.groups)
-        train = [f"{video_name(m, g, c)} {label + 1}" for label, m, g, c, _ in jobs if g not in held_out]
-        test = [video_name(m, g, c) for _, m, g, c, _ in jobs if g in held_out]
+        held_out = held_out_groups(split, groups)
+        train = [f"{video_name(j.motion, j.group, j.clip)} {j.label + 1}" for j in jobs if j.group not in held_out]
+        test = [video_name(j.motion, j.group, j.clip) for j in jobs if j.group in held_out]
         _write_lines(lists / f"trainlist0{split}.txt", train)
         _write_lines(lists / f"testlist0{split}.txt", test)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, setup_logging, user_errors
+from pipeline.cli_utils import common_options, section_option, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
@@ -47,6 +47,12 @@ CONTEXT = {"max_content_width": 110}
     type=click.Choice(["auto", *TASKS.names()]),
 )
 @_opt(TrainConfig, "loss", "Hallucination loss.", type=click.Choice(LOSSES.names()))
+@_opt(
+    TrainConfig,
+    "head_relu",
+    "End the hallucination head with a ReLU; unset: as the loss needs (mse_sigmoid, cosine: yes; mse: no).",
+    "--head-relu/--no-head-relu",
+)
 @_opt(
     TrainConfig,
     "lambda_weight",
@@ -94,8 +100,9 @@ CONTEXT = {"max_content_width": 110}
     help="Apply the overrides of this arm from the params section's 'arms' (e.g. baseline: lambda 0).",
 )
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pt (bit-exact on CPU).")
+@section_option("train_student")
 @common_options
-def train_student(params: Path | None, verbose: bool, arm: str | None, resume: bool, **options) -> None:
+def train_student(params: Path | None, verbose: bool, section: str, arm: str | None, resume: bool, **options) -> None:
     """Train a 2D-CNN student from a feature cache alone: task loss + lambda x hallucination loss.
 
     The student sees one stored frame and learns its task while hallucinating the teacher's
@@ -103,8 +110,8 @@ def train_student(params: Path | None, verbose: bool, arm: str | None, resume: b
     """
     setup_logging(verbose)
     with user_errors(verbose):
-        section = training.apply_arm(read_params(params, "train_student"), arm)
-        cfg = load_config(TrainConfig, section, **options)
+        values = training.apply_arm(read_params(params, section), arm)
+        cfg = load_config(TrainConfig, values, **options)
         try:
             training.train_student(cfg, resume=resume)
         except TrainingInterrupted as err:

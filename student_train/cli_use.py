@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import deprecated_alias, setup_logging, user_errors, version_option
+from pipeline.cli_utils import setup_logging, user_errors, version_option
 from pipeline.outputs import check_output_dir
 from student_train import export as exporting
 from student_train.evaluate import evaluate_checkpoint
@@ -85,10 +85,6 @@ def predict_student(
         for path in videos:
             result = predict_video(model, spec, path, frames=frames, top_k=top_k)
             click.echo(json.dumps(result) if as_json else format_prediction(result))
-
-
-#: The former name of ``predict-student`` (console script ``predict``), for one release.
-predict = deprecated_alias(predict_student, "predict")
 
 
 @click.command(context_settings=CONTEXT)

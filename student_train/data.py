@@ -183,6 +183,8 @@ def make_loader(
     ``world_size`` and rank ``r`` takes every ``world_size``-th row from ``r``: disjoint shares of
     equal length, so every rank runs the same number of steps.
     """
+    # Recorded here too, in the main process: a worker's reads do not reach this process's cache.
+    cache.splits_read.update(str(x) for x in np.unique(cache.clip_split[np.asarray(rows, np.int64)]))
     order = epoch_order(np.asarray(rows), seed, epoch, shuffle=train)
     if world_size > 1:
         order = order[: len(order) - len(order) % world_size][rank::world_size]

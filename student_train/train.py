@@ -52,6 +52,8 @@ class TrainConfig:
     """``train-student`` settings; params.yaml section ``train_student``.
 
     ``lambda_weight`` is ``--lambda`` on the command line (``lambda`` is a Python keyword).
+    ``head_relu``: end the hallucination head with a ReLU; ``None`` follows the loss (a ReLU for
+    losses on the teacher's post-ReLU features, none for standardised targets).
     ``crop_size`` 0 means 7/8 of the cached frame size. ``eval_every``: evaluate every N epochs
     (and after the last) for the log's curves; the final metrics are always computed. ``in_memory``: ``auto`` loads the
     cache's arrays into memory when they take less than ``memory_limit_gb``.
@@ -63,6 +65,7 @@ class TrainConfig:
     student_weights: str | None = None
     task: str = "auto"
     loss: str = "mse_sigmoid"
+    head_relu: bool | None = None
     lambda_weight: float = 50.0
     epochs: int = 10
     batch_size: int = 32
@@ -148,7 +151,7 @@ def make_spec(cfg: TrainConfig, cache: FeatureCache, task: str, train_rows: np.n
         loss=cfg.loss,
         num_outputs=TASKS.get(task)(cache.num_classes).num_outputs,
         teacher_dim=cache.info.feature_dim,
-        relu=LOSSES.get(cfg.loss)().nonnegative,
+        relu=LOSSES.get(cfg.loss)().nonnegative if cfg.head_relu is None else cfg.head_relu,
         classes=tuple(cache.info.classes) if task == "classification" else (),
         image_size=image_size,
         crop_size=crop,
@@ -263,7 +266,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * self.steps)
         self.epoch, self.step = 0, 0
-        self.sums = self._zero_sums()  # running sums of total / task / hallucination loss in this epoch
+        # running sums of total / task / hallucination loss and of correct top-1 answers in this epoch
+        self.sums = self._zero_sums()
         self.history: list[dict[str, Any]] = []
 
     # --- checkpoints ------------------------------------------------------------------------
@@ -295,7 +299,7 @@ class Trainer:
         )
 
     def _zero_sums(self) -> torch.Tensor:
-        return torch.zeros(3, dtype=torch.float64, device=self.device)
+        return torch.zeros(4, dtype=torch.float64, device=self.device)
 
     def resumed(self, resume: bool) -> Trainer:
         """This trainer, restored from its checkpoint when ``resume`` (for chaining)."""
@@ -338,7 +342,8 @@ class Trainer:
     # --- training ---------------------------------------------------------------------------
 
     def train_step(self, batch) -> torch.Tensor:
-        """One optimisation step; returns the ``(3,)`` float64 (total, task, hallucination) losses on the device.
+        """One optimisation step; returns ``(4,)`` float64 (total, task, hallucination) losses and the
+        count of correct top-1 answers (classification; 0 otherwise), on the device.
 
         Nothing here waits for the device: the losses stay there, so the host can queue the next
         step while this one runs (a ``.item()`` per step would synchronise every step).
@@ -357,7 +362,12 @@ class Trainer:
         parts.total.backward()
         self.optimizer.step()
         self.scheduler.step()
-        return torch.stack([parts.total, parts.task, parts.hallucination]).detach().double()
+        correct = torch.zeros((), device=self.device)
+        if self.task == "classification":
+            correct = (outputs.detach().argmax(1) == batch.labels.to(self.device)).sum()
+        return (
+            torch.stack([parts.total, parts.task, parts.hallucination, correct.to(parts.total.dtype)]).detach().double()
+        )
 
     def train_epoch(self) -> None:
         self.model.train()
@@ -392,7 +402,7 @@ class Trainer:
                 self.step += 1
                 bar.update(1)
                 if self.step % 10 == 0 or self.step == self.steps:  # reading the losses waits for the device
-                    total, task, halluc = losses.tolist()
+                    total, task, halluc, _ = losses.tolist()
                     bar.set_postfix(loss=f"{total:.4f}", task=f"{task:.4f}", halluc=f"{halluc:.4f}")
             bar.close()
         except KeyboardInterrupt:
@@ -427,6 +437,8 @@ class Trainer:
             "loss": float(means[0]),
             "task_loss": float(means[1]) if self.task != "none" else None,
             "hallucination_loss": float(means[2]),
+            # top-1 on the training batches as they were trained (augmented, weights still moving)
+            "train_top1": float(means[3] / self.batch_size) if self.task == "classification" else None,
             "lr": float(self.scheduler.get_last_lr()[0]),
             "seconds": round(seconds, 2),
         }
@@ -489,6 +501,9 @@ class Trainer:
             logger.info("%s split: %s", self.cfg.eval_split, summary_line(metrics))
         else:
             logger.warning("the cache has no %r clips: no evaluation", self.cfg.eval_split)
+        # Which splits' frames this run looked at (training and evaluation): compare-students
+        # refuses a run that saw the split it reports on.
+        metrics["splits_read"] = ",".join(sorted(self.cache.splits_read))
         crop = self.spec.crop_size
         cost = measure_cost(self.model, torch.rand(1, 3, crop, crop, device=self.device))
         metrics.update(cost_gflops=cost["gflops"], cost_latency_ms=cost["latency_ms"])

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, setup_logging, user_errors, version_option
+from pipeline.cli_utils import common_options, section_option, setup_logging, user_errors, version_option
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import MEMORY_FORMATS, PRECISIONS
@@ -58,8 +58,9 @@ logger = logging.getLogger(__name__)
     "such as a Slurm array; merge with merge-cache. Under torchrun, ranks shard and merge by themselves.",
 )
 @_opt(ExtractConfig, "out", "Cache file to write or update.", type=click.Path(dir_okay=False, path_type=Path))
+@section_option("extract_teacher")
 @common_options
-def extract_teacher(params: Path | None, verbose: bool, **options) -> None:
+def extract_teacher(params: Path | None, verbose: bool, section: str, **options) -> None:
     """Run a 3D-CNN teacher once over a dataset and cache its features (HDF5).
 
     For every anchor frame t the teacher sees the clip t, t+s, ..., t+(clip-len - 1)*s; the cache
@@ -71,7 +72,7 @@ def extract_teacher(params: Path | None, verbose: bool, **options) -> None:
     """
     setup_logging(verbose)
     with user_errors(verbose):
-        cfg = load_config(ExtractConfig, read_params(params, "extract_teacher"), **options)
+        cfg = load_config(ExtractConfig, read_params(params, section), **options)
         try:
             extract(cfg)
         except ExtractionFailed as err:

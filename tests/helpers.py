@@ -106,6 +106,12 @@ CLASSES = ("Red", "Green", "Blue")
 MIRROR = (1, 0, 2)
 
 
+def _split(i: int, n: int, val: bool) -> str:
+    if not val:
+        return "train" if i < n * 2 // 3 else "test"
+    return "train" if i < n // 2 else "val" if i < n * 3 // 4 else "test"
+
+
 def make_cache(
     path: Path,
     *,
@@ -117,11 +123,13 @@ def make_cache(
     teacher_logits: bool = True,
     mirror: bool = False,
     seed: int = 0,
+    val: bool = False,
     **info_overrides,
 ) -> Path:
     """A cache whose frames are tinted by class and whose features depend on class and clip.
 
-    Two thirds of each class's videos are train, the rest test; a regression cache scores each
+    Two thirds of each class's videos are train, the rest test (with ``val``: half train, a
+    quarter val, the rest test); a regression cache scores each
     video by its class plus noise. With ``mirror``, the cache holds mirrored targets: features
     and logits of the mirrored clip are those of the class :data:`MIRROR` maps to (and the map).
     """
@@ -143,7 +151,7 @@ def make_cache(
                     path=f"{CLASSES[c]}/v{i}.avi",
                     label=c if task == "classification" else -1,
                     score=float("nan") if task == "classification" else float(c + rng.normal(0, 0.1)),
-                    split="train" if i < videos_per_class * 2 // 3 else "test",
+                    split=_split(i, videos_per_class, val),
                     num_frames=40,
                     fps=25.0,
                     fingerprint=f"fp{c}{i}",

@@ -1,4 +1,4 @@
-"""The synthetic dataset's single-frame ceiling (issue 10) against brute force.
+"""The synthetic dataset's single-frame ceiling against brute force, and the exact figure of fixed videos.
 
 ``single_frame_ceiling(p) = max(p, 1 - p)`` holds only if a frame shows nothing about the class
 besides its pose cue: the object's position, angle and size at an anchor frame must be
@@ -8,6 +8,7 @@ probability ``p``, and the object with its cue must lie inside the crops the mod
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from collections import Counter
@@ -22,6 +23,7 @@ from pipeline.synthetic import (
     MARGIN,
     MOTIONS,
     SyntheticConfig,
+    achievable_ceiling,
     draw_params,
     generate,
     mirror_pairs,
@@ -33,6 +35,7 @@ from pipeline.synthetic import (
 #: The classes of a pair share a shape and differ in the direction of motion.
 PAIRS = [(MOTIONS[i], MOTIONS[i + 1]) for i in range(0, len(MOTIONS), 2)]
 P = 0.75  # params.yaml's cue_agreement
+SPEEDS = (0.5, 1.0, 1.5)  # params.yaml's speeds
 SIZE = 96  # params.yaml's frames: 96x96, 32 frames, anchors uniform:2
 ANCHORS = [c.anchor for c in clip_windows(32, "uniform:2", 16)]
 BINS = 10
@@ -49,17 +52,19 @@ def test_pairs_share_a_shape() -> None:
 
 
 def frame_states(pair, t: int, n: int, seed: int) -> tuple[list[tuple], np.ndarray, np.ndarray]:
-    """``n`` videos per class of ``pair`` at frame ``t``: quantised (x, y, angle mod pi, radius), label, cue."""
+    """``n`` videos per class of ``pair`` at frame ``t``: quantised (x, y, angle mod pi, radius), speed, label, cue."""
     rng = np.random.default_rng(seed)
     shown, labels, cues = [], [], []
     for label, motion in enumerate(pair):
         for _ in range(n):
-            s = object_state(motion, draw_params(motion, rng, SIZE, SIZE, P), t, SIZE, SIZE)
+            speed = float(rng.choice(SPEEDS))  # each video's speed, which its ghost shows
+            s = object_state(motion, draw_params(motion, rng, SIZE, SIZE, P, speed), t, SIZE, SIZE)
             q = (
                 int(s.x / SIZE * BINS),
                 int(s.y / SIZE * BINS),
                 int((s.angle % math.pi) / math.pi * BINS),
                 int(s.radius / (0.3 * SIZE) * BINS),
+                speed,
             )
             shown.append(q)
             labels.append(label)
@@ -140,7 +145,9 @@ def test_object_and_cue_lie_inside_the_crop(monkeypatch: pytest.MonkeyPatch, hei
     top, bottom, left, right = crop_box(height, width)
     for motion in MOTIONS:
         for seed in range(6):
-            render_video(motion, frames=32, height=height, width=width, rng=np.random.default_rng(seed))
+            render_video(
+                motion, frames=32, height=height, width=width, rng=np.random.default_rng(seed), speed=SPEEDS[-1]
+            )
     assert len(drawn) == len(MOTIONS) * 6 * 32
     jitter = 1  # render_video shifts every frame by up to one pixel
     for pixels in drawn:
@@ -151,18 +158,44 @@ def test_object_and_cue_lie_inside_the_crop(monkeypatch: pytest.MonkeyPatch, hei
     assert MARGIN * min(height, width) - jitter > min(height, width) / 16
 
 
-def test_generate_writes_the_ceiling_and_the_mirror_pairs(tmp_path: Path) -> None:
+def test_generate_writes_the_achievable_ceiling_and_the_mirror_pairs(tmp_path: Path) -> None:
     cfg = SyntheticConfig(
         out=str(tmp_path / "d"),
         classes=4,
-        videos_per_class=2,
-        groups=2,
+        videos_per_class=8,
+        groups=4,
         frames=16,
         height=32,
         width=32,
         cue_agreement=0.3,
+        val_groups=(2,),
     )
     out = generate(cfg)
-    assert json.loads((out / "ceiling.json").read_text()) == {"single_frame_ceiling": {"video_top1": 0.7}}
+    ceiling = json.loads((out / "ceiling.json").read_text())
+    assert ceiling["expected"] == {"video_top1": 0.7}
+    # The achievable figure of the fixed videos: with p < 0.5 the best rule goes against the cue,
+    # right on the videos whose cue disagrees (what videos.csv says each drew).
+    with open(out / "videos.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for split in ("val", "test"):
+        chosen = [r for r in rows if r["split"] == split]
+        exact = sum(r["agrees"] == "0" for r in chosen) / len(chosen)
+        assert ceiling["achievable"][split] == {"video_top1": exact}
+    assert ceiling["single_frame_ceiling"] == {"video_top1": ceiling["achievable"]["test"]["video_top1"]}
+    assert achievable_ceiling([True, True, False], 0.75) == 2 / 3 and achievable_ceiling([True, False], 0.2) == 0.5
     pairs = (out / "ucfTrainTestlist" / "mirror_pairs.txt").read_bytes()
     assert pairs == b"MoveLeft MoveRight\r\nRotateClockwise RotateCounterClockwise\r\n"
+
+
+def test_the_recorded_cue_is_the_one_rendered(tmp_path: Path) -> None:
+    """videos.csv's ``agrees`` (what the ceiling is computed from) is what the video's own draws gave."""
+    cfg = SyntheticConfig(
+        out=str(tmp_path / "d"), classes=2, videos_per_class=6, groups=2, frames=16, height=32, width=32
+    )
+    out = generate(cfg)
+    with open(out / "videos.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        motion = MOTIONS[int(r["label"])]
+        rng = np.random.default_rng([cfg.seed, int(r["label"]), int(r["group"]), int(r["clip"])])
+        assert draw_params(motion, rng, 32, 32, cfg.cue_agreement, float(r["speed"])).agrees == (r["agrees"] == "1")

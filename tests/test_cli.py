@@ -29,9 +29,10 @@ def console_scripts() -> dict[str, str]:
 SCRIPTS = console_scripts()
 
 
-def test_the_scripts_include_the_new_names_and_their_aliases() -> None:
-    assert {"predict-student", "compare-students", "predict", "report"} <= set(SCRIPTS)
-    assert SCRIPTS["predict"].rpartition(":")[0] == SCRIPTS["predict-student"].rpartition(":")[0]
+def test_every_command_is_a_verb_noun_of_this_project() -> None:
+    """No generic names (the 0.1.0 aliases ``predict`` and ``report`` are gone)."""
+    assert {"predict-student", "compare-students", "check-benchmark"} <= set(SCRIPTS)
+    assert all("-" in name for name in SCRIPTS) and not {"predict", "report"} & set(SCRIPTS)
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

@@ -1,7 +1,4 @@
-"""``compare-students``: paired statistics over seeds by hand, refusals of runs that cannot be compared, outputs.
-
-And its former name ``report``, a deprecated alias.
-"""
+"""``compare-students``: paired statistics by hand, the test split read once (here), refusals, outputs."""
 
 from __future__ import annotations
 
@@ -10,46 +7,30 @@ import math
 from pathlib import Path
 
 import pytest
-import yaml
 from click.testing import CliRunner
-from helpers import make_cache
+from helpers import make_cache, train_config
 
-from pipeline.cli_compare import compare_students as compare_students_cli
-from pipeline.cli_compare import report
-from pipeline.compare import (
+from pipeline.errors import UserError
+from student_train.cli_compare import compare_students as compare_students_cli
+from student_train.compare import (
     CompareConfig,
     check_runs,
     compare,
     compare_students,
+    convergence,
     load_runs,
     mean_ci,
     spread,
     t975,
 )
-from pipeline.errors import UserError
-
-
-def write_run(
-    folder: Path, top1: float, cosine: float, lam: float, key: str = "k", task: str = "classification"
-) -> None:
-    folder.mkdir(parents=True)
-    metrics = {
-        "task": task,
-        "lambda": lam,
-        "cache_key": key,
-        "video_top1": top1,
-        "clip_top1": top1,
-        "fidelity_cosine": cosine,
-        "mean_feature_cosine": 0.3,
-        "cost_gflops": 0.5,
-    }
-    (folder / "metrics.json").write_text(json.dumps(metrics))
-    (folder / "log.csv").write_text(f"epoch,loss,eval_top1\n1,2.0,{top1 / 2}\n2,1.0,{top1}\n")
+from student_train.evaluate import evaluate_checkpoint
+from student_train.train import train_student
 
 
 def runs(h: list[float], b: list[float]) -> tuple[dict, dict]:
     def one(top1: float, lam: float) -> dict:
-        return {"metrics": {"task": "classification", "lambda": lam, "cache_key": "k", "video_top1": top1}, "log": []}
+        metrics = {"task": "classification", "lambda": lam, "cache_key": "k", "splits_read": "train,val"}
+        return {"metrics": metrics, "scored": {"video_top1": top1}, "log": []}
 
     return {s: one(v, 50.0) for s, v in enumerate(h)}, {s: one(v, 0.0) for s, v in enumerate(b)}
 
@@ -77,7 +58,7 @@ def test_mean_ci_and_spread_by_hand() -> None:
 def test_compare_pairs_by_seed_and_closes_the_gap_by_hand() -> None:
     hallucinet, baseline = runs([0.5, 0.7, 0.6], [0.3, 0.5, 0.5])
     c = compare(hallucinet, baseline, "video_top1", ceiling=0.75)["video_top1"]
-    assert c["diffs"] == pytest.approx([0.2, 0.2, 0.1]) and c["n"] == 3
+    assert c["diffs"] == pytest.approx([0.2, 0.2, 0.1]) and c["n"] == 3 and c["wins"] == 3
     mean = 0.5 / 3
     sd = math.sqrt(((0.2 - mean) ** 2 * 2 + (0.1 - mean) ** 2) / 2)
     assert c["diff_mean"] == pytest.approx(mean)
@@ -89,98 +70,145 @@ def test_compare_pairs_by_seed_and_closes_the_gap_by_hand() -> None:
     assert compare(hallucinet, swapped, "video_top1", None)["video_top1"]["diffs"] == pytest.approx([0.0, 0.4, 0.1])
 
 
-def test_check_runs_refuses_what_cannot_be_compared(tmp_path: Path) -> None:
+def test_convergence_reads_the_last_fifth_of_the_log() -> None:
+    log = [{"loss": str(2.0 - 0.1 * e), "eval_top1": str(0.1 * e)} for e in range(10)]  # last fifth: epochs 8, 9
+    c = convergence({0: {"log": log}})
+    assert c["epochs"] == 10
+    assert c["loss_change_last_fifth"]["mean"] == pytest.approx((1.1 - 1.2) / 1.2)
+    assert c["val_change_last_fifth"]["mean"] == pytest.approx(0.1)
+
+
+def test_check_runs_refuses_what_cannot_be_compared() -> None:
     hallucinet, baseline = runs([0.5, 0.7], [0.3, 0.5])
-    assert check_runs(hallucinet, baseline, "k") == "classification"
+    assert check_runs({"baseline": baseline, "hallucinet": hallucinet}, "k", "test") == "classification"
     wrong_arm = {**baseline, 1: {**baseline[1], "metrics": {**baseline[1]["metrics"], "lambda": 50.0}}}
-    with pytest.raises(UserError, match="baseline run of seed 1 was trained with lambda 50.0"):
-        check_runs(hallucinet, wrong_arm, "k")
-    with pytest.raises(UserError, match="HalluciNet run of seed 0 was trained with lambda 0.0"):
-        check_runs(baseline, baseline, "k")
+    with pytest.raises(UserError, match=r"baseline \(lambda 0\) run of seed 1 was trained with lambda 50.0"):
+        check_runs({"baseline": wrong_arm, "hallucinet": hallucinet}, "k", "test")
     other = {**hallucinet, 0: {**hallucinet[0], "metrics": {**hallucinet[0]["metrics"], "cache_key": "zz"}}}
     with pytest.raises(UserError, match="trained on other caches") as info:
-        check_runs(other, baseline, "k")
+        check_runs({"baseline": baseline, "hallucinet": other}, "k", "test")
     assert "\n" not in str(info.value)
-    write_run(tmp_path / "seed0", 0.5, 0.8, 50.0)
-    (tmp_path / "seed0" / "metrics.json").write_text('{"video_top1": 0.5,')  # cut short
-    with pytest.raises(UserError, match="seed0/metrics.json .* is not valid JSON") as info:
-        load_runs(tmp_path, (0,))
-    assert "\n" not in str(info.value)
+    # The protocol: a run that looked at the scored split while training cannot be compared on it.
+    peeked = {**hallucinet, 1: {**hallucinet[1], "metrics": {**hallucinet[1]["metrics"], "splits_read": "test,train"}}}
+    with pytest.raises(UserError, match="HalluciNet run of seed 1 read the test split while training"):
+        check_runs({"baseline": baseline, "hallucinet": peeked}, "k", "test")
 
 
-@pytest.fixture
-def run_folders(tmp_path: Path) -> CompareConfig:
-    cache = make_cache(tmp_path / "features.h5", teacher_gflops=2.0)
-    for seed, (h, b) in enumerate([(0.5, 0.3), (0.7, 0.5)]):
-        write_run(tmp_path / "h" / f"seed{seed}", h, 0.8, 50.0)
-        write_run(tmp_path / "b" / f"seed{seed}", b, 0.4, 0.0)
-    write_run(tmp_path / "h" / "seed7", 0.0, 0.0, 50.0)  # a stale run of a seed no longer listed
-    return CompareConfig(
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two seeds of the three arms, one epoch each, curves on val: real runs with real checkpoints."""
+    root = tmp_path_factory.mktemp("compare")
+    cache = make_cache(root / "features.h5", teacher_gflops=2.0, val=True)
+    for seed in (0, 1):
+        common = dict(epochs=1, eval_split="val", seed=seed)
+        train_student(train_config(cache, root / "b" / f"seed{seed}", lambda_weight=0.0, **common))
+        train_student(train_config(cache, root / "h" / f"seed{seed}", lambda_weight=50.0, **common))
+        pre = root / "pre" / f"seed{seed}"
+        train_student(train_config(cache, pre, task="none", lambda_weight=50.0, **common))
+        init = str(pre / "checkpoint.pt")
+        train_student(train_config(cache, root / "p" / f"seed{seed}", lambda_weight=0.0, init=init, **common))
+    return root
+
+
+def config(root: Path, **overrides) -> CompareConfig:
+    values = dict(
         seeds=(0, 1),
-        cache=str(cache),
-        hallucinet=str(tmp_path / "h"),
-        baseline=str(tmp_path / "b"),
-        out=str(tmp_path / "out"),
+        cache=str(root / "features.h5"),
+        hallucinet=str(root / "h"),
+        baseline=str(root / "b"),
+        pretrained=str(root / "p"),
+        device="cpu",
+        out=str(root / "out"),
     )
+    return CompareConfig(**{**values, **overrides})
 
 
-def test_compare_without_teacher_metrics_or_ceiling(run_folders: CompareConfig) -> None:
-    r = compare_students(run_folders)
-    assert r["task"] == "classification" and r["headline"] == "video_top1"
-    assert r["hallucinet"]["video_top1"]["values"] == [0.5, 0.7] and r["hallucinet"]["seeds"] == [0, 1]
-    assert r["comparison"]["video_top1"]["diff_mean"] == pytest.approx(0.2)
-    assert "gap_closed" not in r["comparison"]["video_top1"] and "single_frame_ceiling" not in r
-    assert r["baseline"]["fidelity_cosine"]["mean"] == pytest.approx(0.4)
+def test_runs_never_read_the_test_split(trained: Path) -> None:
+    for arm in ("b", "h", "p"):
+        for seed in (0, 1):
+            metrics = json.loads((trained / arm / f"seed{seed}" / "metrics.json").read_text())
+            assert metrics["split"] == "val" and metrics["splits_read"] == "train,val", (arm, seed)
+
+
+def test_compare_scores_each_checkpoint_once_on_test(trained: Path) -> None:
+    r = compare_students(config(trained))
+    assert r["task"] == "classification" and r["headline"] == "video_top1" and r["split"] == "test"
+    for arm, folder in (("baseline", "b"), ("hallucinet", "h"), ("pretrained", "p")):
+        scored = [
+            evaluate_checkpoint(trained / folder / f"seed{s}" / "checkpoint.pt", trained / "features.h5")["video_top1"]
+            for s in (0, 1)
+        ]
+        assert r[arm]["video_top1"]["values"] == pytest.approx(scored) and r[arm]["seeds"] == [0, 1]
+        val = [json.loads((trained / folder / f"seed{s}" / "metrics.json").read_text())["video_top1"] for s in (0, 1)]
+        assert r["val"][arm]["video_top1"]["values"] == pytest.approx(val)
+    diffs = [
+        h - b
+        for h, b in zip(r["hallucinet"]["video_top1"]["values"], r["baseline"]["video_top1"]["values"], strict=False)
+    ]
+    assert r["comparison"]["video_top1"]["diffs"] == pytest.approx(diffs)
+    assert r["comparisons"]["hallucinet"] == r["comparison"] and "pretrained" in r["comparisons"]
+    assert r["protocol"]["selected_on"] == "val" and r["protocol"]["scored_split"] == "test"
+    assert r["protocol"]["scored_by"] == "compare-students" and r["protocol"]["seeds"] == [0, 1]
+    assert r["baseline_convergence"]["epochs"] == 1
     assert r["teacher"]["name"] == "tiny3d" and r["teacher"]["cost_gflops"] == 2.0
-    assert "centre_clip_top1" not in r["teacher"]
-    out = Path(run_folders.out)
+    assert "gap_closed" not in r["comparison"]["video_top1"] and "single_frame_ceiling" not in r
+    out = Path(config(trained).out)
     assert json.loads((out / "report.json").read_text())["comparison"]["video_top1"]["n"] == 2
     for png in ("accuracy", "fidelity", "curves", "cost"):
         assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_compare_with_teacher_metrics_and_ceiling(run_folders: CompareConfig, tmp_path: Path) -> None:
+def test_compare_with_teacher_ceiling_design_and_selection(trained: Path, tmp_path: Path) -> None:
     teacher = {"teacher": "tiny3d", "test_clip_accuracy": 0.6, "cost_per_clip": {"gflops": 2.0, "latency_ms": 4.0}}
     (tmp_path / "teacher.json").write_text(json.dumps(teacher))
-    (tmp_path / "ceiling.json").write_text(json.dumps({"single_frame_ceiling": {"video_top1": 0.75}}))
-    cfg = CompareConfig(**{**run_folders.__dict__, "teacher": str(tmp_path / "teacher.json")})
-    cfg = CompareConfig(**{**cfg.__dict__, "ceiling": str(tmp_path / "ceiling.json")})
-    r = compare_students(cfg)
+    (tmp_path / "ceiling.json").write_text(json.dumps({"single_frame_ceiling": {"video_top1": 0.9}}))
+    design = {"teacher_beyond_label_r2": 0.2, "teacher_r2_class": 0.5, "teacher_r2_class_speed_cue": 0.7}
+    (tmp_path / "design.json").write_text(json.dumps(design))
+    (tmp_path / "selection.json").write_text(json.dumps({"split": "val", "chosen": {"lambda_weight": 50.0}}))
+    r = compare_students(
+        config(
+            trained,
+            teacher=str(tmp_path / "teacher.json"),
+            ceiling=str(tmp_path / "ceiling.json"),
+            design=str(tmp_path / "design.json"),
+            selection=str(tmp_path / "selection.json"),
+            out=str(tmp_path / "out"),
+        )
+    )
     assert r["teacher"]["centre_clip_top1"] == 0.6 and r["teacher"]["cost_latency_ms"] == 4.0
-    assert r["single_frame_ceiling"] == {"video_top1": 0.75}
-    assert r["comparison"]["video_top1"]["gap_closed"] == pytest.approx(0.2 / (0.75 - 0.4))
+    assert r["single_frame_ceiling"] == {"video_top1": 0.9} and r["design"] == design
+    c = r["comparison"]["video_top1"]
+    base = r["baseline"]["video_top1"]["mean"]
+    assert c["gap_closed"] == pytest.approx(c["diff_mean"] / (0.9 - base) if base < 0.9 else math.nan, nan_ok=True)
+    assert r["protocol"]["selection"]["chosen"] == {"lambda_weight": 50.0} and r["protocol"]["selected_on"] == "val"
+    assert r["protocol"]["hallucinet_matches_selection"] is True
+    (tmp_path / "selection.json").write_text(json.dumps({"split": "val", "chosen": {"lambda_weight": 5.0}}))
+    r = compare_students(config(trained, selection=str(tmp_path / "selection.json"), out=str(tmp_path / "out2")))
+    assert r["protocol"]["hallucinet_matches_selection"] is False
 
 
-def test_cli_names_a_missing_run_in_one_line(run_folders: CompareConfig) -> None:
-    cfg = run_folders
+def test_a_run_that_read_the_test_split_is_refused(trained: Path, tmp_path: Path) -> None:
+    cache = trained / "features.h5"
+    for arm, lam in (("b", 0.0), ("h", 50.0)):
+        train_student(train_config(cache, tmp_path / arm / "seed0", lambda_weight=lam, epochs=1, eval_split="test"))
+    cfg = config(trained, seeds=(0,), hallucinet=str(tmp_path / "h"), baseline=str(tmp_path / "b"), pretrained=None)
+    with pytest.raises(UserError, match="read the test split while training"):
+        compare_students(cfg)
+
+
+def test_cli_names_a_missing_run_in_one_line(trained: Path, tmp_path: Path) -> None:
+    cfg = config(trained, out=str(tmp_path / "out"))
     args = ["--cache", cfg.cache, "--hallucinet", cfg.hallucinet, "--baseline", cfg.baseline, "--out", cfg.out]
-    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,3", *args])
+    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,3", "--device", "cpu", *args])
     assert result.exit_code == 2 and "seed3/metrics.json does not exist" in result.output
     assert "Traceback" not in result.output
-    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,1", *args])
+    result = CliRunner().invoke(compare_students_cli, ["--seeds", "0,1", "--device", "cpu", *args])
     assert result.exit_code == 0, result.output
     assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]
-
-
-def test_report_is_a_deprecated_alias(run_folders: CompareConfig) -> None:
-    cfg = run_folders
-    args = ["--cache", cfg.cache, "--hallucinet", cfg.hallucinet, "--baseline", cfg.baseline, "--out", cfg.out]
-    result = CliRunner().invoke(report, ["--seeds", "0,1", *args])
-    assert result.exit_code == 0, result.output
-    warning = [line for line in result.stderr.splitlines() if "deprecated" in line]
-    assert warning == [
-        "Warning: 'report' is deprecated and will be removed in the next release; use 'compare-students'."
-    ]
-    assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]
-
-
-def test_a_params_file_from_before_the_rename_still_works(run_folders: CompareConfig, tmp_path: Path) -> None:
-    """Its section is still called ``report``: read it (with a warning) rather than fall back to defaults."""
-    cfg = run_folders
-    section = {"seeds": [0, 1], "cache": cfg.cache, "hallucinet": cfg.hallucinet, "baseline": cfg.baseline}
-    params = tmp_path / "old-params.yaml"
-    params.write_text(yaml.safe_dump({"report": {**section, "out": cfg.out}}))
-    result = CliRunner().invoke(report, ["--params", str(params)])
-    assert result.exit_code == 0, result.output
-    assert "reading its former name, report" in result.output
-    assert json.loads((Path(cfg.out) / "report.json").read_text())["hallucinet"]["seeds"] == [0, 1]
+    (trained / "h" / "seed1" / "metrics.json").rename(trained / "h" / "seed1" / "metrics.bak")
+    try:
+        (trained / "h" / "seed1" / "metrics.json").write_text('{"video_top1": 0.5,')  # cut short
+        with pytest.raises(UserError, match="seed1/metrics.json .* is not valid JSON"):
+            load_runs(trained / "h", (1,))
+    finally:
+        (trained / "h" / "seed1" / "metrics.bak").replace(trained / "h" / "seed1" / "metrics.json")

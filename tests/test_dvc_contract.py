@@ -66,6 +66,9 @@ class StageInfo(NamedTuple):
 
     @property
     def section(self) -> str:
+        """The params section the command reads: its ``--section``, else the one named like the stage."""
+        if "--section" in self.cmd:
+            return self.cmd[self.cmd.index("--section") + 1]
         return self.name.split("@")[0]
 
 
@@ -532,3 +535,28 @@ def test_closure_follows_imports_inside_functions_and_discovered_modules() -> No
     assert "pipeline/datasets/ucf101.py" in files  # found by the registry, never imported by name
     assert "pipeline/datasets/registry.py" in files
     assert not any(f.startswith("student_train/") for f in files)  # stage one never imports stage two
+
+
+# --- 4. the protocol: the scored split is read once, by compare-students ---------------------
+
+
+@pytest.mark.parametrize("pipeline", PIPELINES)
+def test_no_stage_before_compare_students_reads_the_scored_split(pipeline: str) -> None:
+    """Every student run on the compared cache evaluates (curves, final metrics) on another split.
+
+    The runs themselves record what they read (``splits_read``, checked in test_dvc_pipeline and
+    refused by compare-students); this is the same rule read off the params, before anything runs.
+    """
+    from student_train.train import apply_arm
+
+    params = read_yaml(REPO / Path(pipeline).parent / "params.yaml")
+    compared = params["compare_students"]
+    runs = [s for s in project_stages(pipeline) if s.cmd[0] == "train-student"]
+    assert runs
+    for stage in runs:
+        section = apply_arm(params[stage.section], cmd_options(stage).get("arm"))
+        if section["cache"] == compared["cache"]:
+            assert section["eval_split"] != compared["split"], (
+                f"{pipeline}:{stage.name} evaluates on {compared['split']}"
+            )
+    assert [s.name for s in project_stages(pipeline) if s.cmd[0] == "compare-students"] == ["compare_students"]

@@ -30,13 +30,35 @@ from pipeline.video import write_video
 
 REPO = Path(__file__).resolve().parents[1]
 
+#: Seeds of the toy pipeline: every arm, paired.
+SEEDS = (0, 1)
 TOY = {
-    "make_synthetic": {"classes": 2, "videos_per_class": 4, "groups": 2, "frames": 24, "height": 32, "width": 48},
+    "make_synthetic": {
+        "classes": 2,
+        "videos_per_class": 4,
+        "groups": 4,  # test group 1, val group 2, train groups 3 and 4
+        "val_groups": [2],
+        "pool_videos_per_class": 2,
+        "pool_groups": 2,
+        "frames": 24,
+        "height": 32,
+        "width": 48,
+    },
     "fit_teacher": {"epochs": 1, "batch_size": 4, "clips_per_video": 2},
-    "extract_teacher": {"anchors": "uniform:2", "image_size": 32, "batch_size": 4},
-    "train_student": {"student": "tiny", "epochs": 2, "batch_size": 4, "crop_size": 28},
-    "compare_students": {"seeds": [0, 1]},
+    "extract_teacher": {
+        "anchors": "uniform:2",
+        "image_size": 32,
+        "batch_size": 4,
+        "dataset_options": {"val_groups": [2]},
+    },
+    "extract_pool": {"anchors": "uniform:2", "image_size": 32, "batch_size": 4},
+    "train_student": {"student": "tiny", "epochs": 2, "batch_size": 4, "crop_size": 28, "eval_every": 1},
+    "pretrain_student": {"student": "tiny", "epochs": 1, "batch_size": 4, "crop_size": 28},
+    "compare_students": {"seeds": list(SEEDS)},
 }
+TRAIN = {f"train_student@{arm}-{seed}" for arm in ("hallucinet", "baseline") for seed in SEEDS}
+PRETRAINED = {f"{stage}@{seed}" for stage in ("pretrain_student", "finetune_student") for seed in SEEDS}
+STAGE_ONE = {"make_synthetic", "fit_teacher", "extract_teacher", "extract_pool", "check_benchmark"}
 
 
 def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
@@ -88,12 +110,19 @@ def copy_project(dest: Path, env: dict[str, str], toy: dict[str, dict] | None = 
 @pytest.mark.slow
 def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     project = copy_project(tmp_path / "project", env, TOY)
-    students = {f"train_student@{arm}-{seed}" for arm in ("hallucinet", "baseline") for seed in (0, 1)}
-    everything = {"make_synthetic", "fit_teacher", "extract_teacher", *students, "compare_students"}
+    (project / "metrics/selection.json").write_text(json.dumps({"split": "val", "chosen": {"lambda_weight": 50.0}}))
+    everything = {*STAGE_ONE, *TRAIN, *PRETRAINED, "compare_students"}
     assert ran(run(["dvc", "repro"], project, env)) == everything
     report = json.loads((project / "metrics/report.json").read_text())
-    assert report["hallucinet"]["video_top1"]["n"] == 2 and report["baseline"]["video_top1"]["n"] == 2
-    assert report["teacher"]["name"] == "tiny3d"
+    for arm in ("hallucinet", "baseline", "pretrained"):
+        assert report[arm]["video_top1"]["n"] == len(SEEDS)
+    assert report["teacher"]["name"] == "tiny3d" and "teacher_beyond_label_r2" in report["design"]
+    # The protocol: no run of any arm read the test split; compare-students alone scored it.
+    for arm in ("hallucinet", "baseline", "pretrained"):
+        for seed in SEEDS:
+            metrics = json.loads((project / f"models/{arm}/seed{seed}/metrics.json").read_text())
+            assert metrics["split"] == "val" and metrics["splits_read"] == "train,val", (arm, seed)
+    assert report["protocol"]["selected_on"] == "val" and report["protocol"]["scored_split"] == "test"
     for png in ("accuracy", "fidelity", "curves", "cost"):
         assert (project / f"metrics/plots/{png}.png").read_bytes()[:4] == b"\x89PNG"
     assert "video_top1" in run(["dvc", "metrics", "show"], project, env)
@@ -108,17 +137,15 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train_student"]["arms"]["hallucinet"]["lambda_weight"] = 10.0
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    assert ran(run(["dvc", "repro"], project, env)) == {
-        "train_student@hallucinet-0",
-        "train_student@hallucinet-1",
-        "compare_students",
+    assert ran(run(["dvc", "repro"], project, env)) == {f"train_student@hallucinet-{s}" for s in SEEDS} | {
+        "compare_students"
     }
     assert json.loads((project / "models/hallucinet/seed0/metrics.json").read_text())["lambda"] == 10.0
 
     # One new (test-split) video in the dataset: stage one extracts it alone. The dataset is
     # now managed by hand, so its generating stage is frozen first (what `dvc freeze` writes;
-    # the command itself refuses stages with ${} templating). fit-teacher reruns on the changed
-    # folder, but its train split is the same, so its checkpoint is byte-identical.
+    # the command itself refuses stages with ${} templating). fit-teacher learns from the pool,
+    # which did not change: it does not rerun, and its checkpoint stays as it was.
     pipeline = yaml.safe_load((project / "dvc.yaml").read_text())
     pipeline["stages"]["make_synthetic"]["frozen"] = True
     (project / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
@@ -133,7 +160,7 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     # Up to stage one only: the students and the comparison downstream would rerun on the new cache,
     # as they should, which costs time and shows nothing new.
     output = run(["dvc", "repro", "extract_teacher"], project, env)
-    assert ran(output) == {"fit_teacher", "extract_teacher"}
+    assert ran(output) == {"extract_teacher"}
     assert (project / "models/teacher.pt").read_bytes() == teacher_before
     videos = 2 * TOY["make_synthetic"]["videos_per_class"]
     assert f"(1 extracted, {videos} skipped, 0 failed, 0 removed)" in output
@@ -148,10 +175,10 @@ def check_experiments(project: Path, env: dict[str, str]) -> None:
     """
     lr = yaml.safe_load((project / "params.yaml").read_text())["train_student"]["lr"]
     rates = {"toy-lr": lr, "toy-lr-x3": round(3 * lr, 6)}
-    students = {f"train_student@{arm}-{seed}" for arm in ("hallucinet", "baseline") for seed in (0, 1)}
+    finetune = {f"finetune_student@{seed}" for seed in SEEDS}  # the same recipe, from the pre-training
     for name, rate in rates.items():
         output = run(["dvc", "exp", "run", "-n", name, "-S", f"train_student.lr={rate}"], project, env)
-        assert ran(output) == (set() if rate == lr else {*students, "compare_students"})
+        assert ran(output) == (set() if rate == lr else {*TRAIN, *finetune, "compare_students"})
 
     # dvc exp show: each experiment with its rate and every run's headline metrics (DVCLive's metrics.json).
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project, env))
@@ -163,7 +190,7 @@ def check_experiments(project: Path, env: dict[str, str]) -> None:
         if rev.get("name") in rates
     }
     assert set(experiments) == set(rates)
-    runs = [f"models/{arm}/seed{seed}/dvclive/metrics.json" for arm in ("hallucinet", "baseline") for seed in (0, 1)]
+    runs = [f"models/{arm}/seed{seed}/dvclive/metrics.json" for arm in ("hallucinet", "baseline") for seed in SEEDS]
     for name, data in experiments.items():
         assert data["params"]["params.yaml"]["data"]["train_student"]["lr"] == rates[name]
         for path in runs:
@@ -203,6 +230,8 @@ REAL_TOY = {
     "train_student.batch_size": 2,
     "train_student.crop_size": 28,
     "compare_students.seeds": "[0]",
+    # the toy dataset's groups: test 1, val 2, train 3
+    "extract_teacher.dataset_options.val_groups": "[2]",
 }
 
 
@@ -211,7 +240,7 @@ def test_real_data_recipe(tmp_path: Path, env: dict[str, str]) -> None:
     """``cd real && dvc exp run -S extract_teacher.root=DIR``: extract, both arms, comparison; no synthetic stages."""
     project = copy_project(tmp_path / "project", env)
     dataset = tmp_path / "ucf101"
-    synthetic = ["--classes", "2", "--videos-per-class", "2", "--groups", "2", "--frames", "16", "--seed", "1"]
+    synthetic = ["--classes", "2", "--videos-per-class", "3", "--groups", "3", "--frames", "16", "--seed", "1"]
     run(["make-synthetic", "--out", str(dataset), *synthetic, "--height", "32", "--width", "32"], tmp_path, env)
     overrides = {"extract_teacher.root": dataset, **REAL_TOY}
     output = run(

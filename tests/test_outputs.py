@@ -158,7 +158,7 @@ def test_commands_refuse_a_foreign_out_folder(tmp_path: Path, kind: str) -> None
     (photos / "a.jpg").write_text("")
     checkpoint = str(tmp_path / "checkpoint.pt")  # never read: the check comes first
     if kind == "compare-students":
-        from pipeline.cli_compare import compare_students as command
+        from student_train.cli_compare import compare_students as command
 
         args = ["--out", str(photos)]
     elif kind == "export-student":

@@ -1,5 +1,5 @@
 """``predict-student`` and ``export-student``: a trained student on video files and frame folders, without teacher
-or cache; ``predict``, the former name of ``predict-student``, is a deprecated alias."""
+or cache."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from helpers import CLASSES, moving_square, truncated_avi, write_frames
 from pipeline.clips import spread_frames
 from pipeline.frames import student_images
 from pipeline.video import decode, write_video
-from student_train.cli_use import export_student, predict, predict_student
+from student_train.cli_use import export_student, predict_student
 from student_train.spec import load_student
 
 
@@ -49,21 +49,6 @@ def test_predict_on_a_video_equals_the_model_by_hand(trained_student: tuple[Path
     check_top(got, by_hand(checkpoint, decode(video, got["frames"]).frames))
     text = CliRunner().invoke(predict_student, [str(video), "--checkpoint", str(checkpoint), "--top-k", "2"])
     assert text.exit_code == 0 and f"{video} (8 frames)" in text.output and len(text.output.splitlines()) == 3
-
-
-def test_predict_is_a_deprecated_alias(trained_student: tuple[Path, Path], tmp_path: Path) -> None:
-    """The former name runs the same function; one line on stderr says so, stdout is unchanged."""
-    checkpoint = trained_student[1] / "checkpoint.pt"
-    video = write_video(tmp_path / "v.avi", moving_square(30, 48, 64), fps=25)
-    args = [str(video), "--checkpoint", str(checkpoint), "--frames", "2", "--json"]
-    new, old = CliRunner().invoke(predict_student, args), CliRunner().invoke(predict, args)
-    assert new.exit_code == old.exit_code == 0, old.output
-    assert old.stdout == new.stdout and "deprecated" not in new.stderr
-    warning = [line for line in old.stderr.splitlines() if "deprecated" in line]
-    assert warning == [
-        "Warning: 'predict' is deprecated and will be removed in the next release; use 'predict-student'."
-    ]
-    assert "Deprecated alias of predict-student" in CliRunner().invoke(predict, ["--help"]).output
 
 
 def test_predict_on_a_frame_folder(trained_student: tuple[Path, Path], tmp_path: Path) -> None:

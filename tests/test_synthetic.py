@@ -1,5 +1,6 @@
 """make-synthetic: the UCF101 layout, group-disjoint splits, determinism, and what a frame shows."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,19 @@ from click.testing import CliRunner
 
 from pipeline.cli import make_synthetic
 from pipeline.datasets import load_dataset
-from pipeline.synthetic import MOTIONS, SCORE_SCALE, SPEEDS, SyntheticConfig, generate, held_out_groups, render_video
+from pipeline.datasets.base import SPLITS
+from pipeline.synthetic import (
+    MOTIONS,
+    SCORE_SCALE,
+    SPEEDS,
+    SyntheticConfig,
+    _object_masks,
+    draw_params,
+    generate,
+    held_out_groups,
+    object_state,
+    render_video,
+)
 from pipeline.video import decode
 
 SMALL = dict(classes=8, videos_per_class=4, groups=4, frames=16, height=32, width=48, workers=2)
@@ -160,3 +173,96 @@ def test_regression_variant_scores_the_speed(tmp_path: Path) -> None:
     scores = np.array([v.score for v in index.videos])
     assert ((scores >= SCORE_SCALE * SPEEDS[0]) & (scores <= SCORE_SCALE * SPEEDS[1])).all() and scores.std() > 0
     assert {v.split for v in index.videos} == {"train", "test"}
+
+
+BENCH = dict(classes=4, videos_per_class=8, groups=8, frames=16, height=32, width=32, workers=2)
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The benchmark's three ingredients on: speeds, a scene shortcut in train, a pool; val groups."""
+    cfg = SyntheticConfig(
+        out=str(tmp_path_factory.mktemp("bench") / "data"),
+        speeds=(0.5, 1.5),
+        scene_bias=0.5,
+        val_groups=(4, 5),
+        pool_videos_per_class=4,
+        pool_groups=4,
+        **BENCH,
+    )
+    return generate(cfg)
+
+
+def read_videos(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_val_groups_become_the_val_split(benchmark: Path) -> None:
+    index = load_dataset("ucf101", benchmark, "1", val_groups=[4, 5])
+    groups = {s: {int(v.path.split("_g")[1][:2]) for v in index.videos if v.split == s} for s in SPLITS}
+    assert groups == {"train": {3, 6, 7, 8}, "val": {4, 5}, "test": held_out_groups(1, 8)}
+    rows = read_videos(benchmark / "videos.csv")
+    assert {(r["path"], r["split"]) for r in rows} == {(v.path, v.split) for v in index.videos}
+    with pytest.raises(ValueError, match="val_groups must be a list of group numbers"):
+        load_dataset("ucf101", benchmark, "1", val_groups="4")
+    with pytest.raises(ValueError, match="no video of .* is in those groups"):
+        load_dataset("ucf101", benchmark, "1", val_groups=[77])
+
+
+def test_only_training_videos_show_their_class_scene(benchmark: Path) -> None:
+    rows = read_videos(benchmark / "videos.csv")
+    scene = [r for r in rows if r["scene"] == "1"]
+    assert scene and all(r["split"] == "train" for r in scene)
+    assert 0.2 < len(scene) / sum(r["split"] == "train" for r in rows) < 0.8
+    # A scene is its class's own background, the same in every group: two scene videos of one
+    # class share it (first frames equal where the object and clutter are absent, most pixels).
+    by_class: dict[str, list[Path]] = {}
+    for r in scene:
+        by_class.setdefault(r["label"], []).append(benchmark / r["path"])
+    a, b = next(v for v in by_class.values() if len(v) >= 2)[:2]
+    fa, fb = decode(a).frames[0].astype(int), decode(b).frames[0].astype(int)
+    assert (np.abs(fa - fb).max(-1) < 40).mean() > 0.5
+
+
+def test_speeds_are_drawn_per_video_and_shown_by_the_ghost(benchmark: Path) -> None:
+    rows = read_videos(benchmark / "videos.csv")
+    assert {float(r["speed"]) for r in rows} == {0.5, 1.5}
+    # The same video parameters at two speeds: the faster one's ghost (streak, halo) is larger.
+    for motion in MOTIONS[:8:2]:
+        drawn = []
+        for speed in (0.5, 1.5):
+            rng = np.random.default_rng(3)
+            params = draw_params(motion, rng, 64, 64, 1.0, speed)
+            state = object_state(motion, params, 0, 64, 64)
+            yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+            drawn.append(_object_masks(motion, state, xx, yy, 64, 64)[1].sum())
+        assert drawn[1] > drawn[0], motion.name
+
+
+def test_the_pool_has_finer_labels_and_groups_of_its_own(benchmark: Path) -> None:
+    pool = load_dataset("ucf101", benchmark / "pool", "1")
+    assert pool.classes[:4] == ("MoveLeftSpeed1", "MoveLeftSpeed2", "MoveRightSpeed1", "MoveRightSpeed2")
+    assert len(pool.classes) == 4 * 2 and len(pool.videos) == 8 * 4
+    assert pool.mirror[:4] == (2, 3, 0, 1)  # a mirror keeps the speed
+    assert {v.split for v in pool.videos} == {"train", "test"}
+    pool_rows = read_videos(benchmark / "pool" / "videos.csv")
+    assert all(r["scene"] == "0" for r in pool_rows)
+    assert {float(r["speed"]) for r in pool_rows if "Speed2" in r["path"]} == {1.5}
+    # Its backgrounds are its own: no first frame of the pool equals one of the students' data.
+    students = {decode(benchmark / r["path"]).frames[0].tobytes() for r in read_videos(benchmark / "videos.csv")[:8]}
+    assert not students & {decode(benchmark / "pool" / r["path"]).frames[0].tobytes() for r in pool_rows[:8]}
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"val_groups": (1,)}, "outside the test groups"),
+        ({"val_groups": (3, 4, 5, 6, 7, 8)}, "leave no training group"),
+        ({"scene_bias": 1.5}, "scene_bias must be within"),
+        ({"speeds": (1.0, 1.0)}, "speeds must be distinct"),
+    ],
+)
+def test_bad_benchmark_settings_are_refused(tmp_path: Path, overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        generate(SyntheticConfig(out=str(tmp_path / "d"), **{**BENCH, **overrides}))

@@ -8,6 +8,7 @@ comes from the folder part of the path, and folder names can differ in case from
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from pipeline.datasets._common import check_options, keep_existing, read_lines, read_mirror_pairs
@@ -34,18 +35,37 @@ def read_class_index(path: Path) -> tuple[str, ...]:
     return tuple(classes[i] for i in range(1, len(classes) + 1))
 
 
+_GROUP = re.compile(r"_g(\d+)_c\d+\.\w+$")
+
+
+def _group(rel: str) -> int | None:
+    """The group number of ``Class/v_Class_gXX_cYY.avi``, or ``None`` for a name without one."""
+    match = _GROUP.search(rel)
+    return int(match.group(1)) if match else None
+
+
+def _val_groups(value) -> frozenset[int]:
+    if not isinstance(value, list | tuple) or not all(isinstance(g, int) and not isinstance(g, bool) for g in value):
+        raise DatasetError(f"ucf101 option val_groups must be a list of group numbers (e.g. [5, 6]), got {value!r}")
+    return frozenset(value)
+
+
 @DATASETS.register("ucf101")
 def ucf101(root: Path, split: str, **options) -> DatasetIndex:
     """Index split ``split`` ("1", "2" or "3") of a UCF101 copy under ``root``.
 
     ``root`` holds ``UCF-101/`` and ``ucfTrainTestlist/`` side by side (the two official
-    downloads unpacked), which is also what ``make-synthetic`` writes. No options of its own
-    (``mirror_pairs``, common to all adapters, overrides the default below).
+    downloads unpacked), which is also what ``make-synthetic`` writes. One option of its own:
+    ``val_groups``, a list of group numbers (the ``gXX`` of the file names): the train-list
+    videos of those groups form the ``val`` split. UCF101 ships no validation split, and clips
+    of one group share actors and scenes, so a validation split carved by group is the one that
+    does not flatter. ``mirror_pairs``, common to all adapters, overrides the default below.
 
     The mirror map comes from ``ucfTrainTestlist/mirror_pairs.txt`` when that file exists, else
     it is the identity.
     """
-    check_options("ucf101", options, ())
+    check_options("ucf101", options, ("val_groups",))
+    val_groups = _val_groups(options.get("val_groups", ()))
     if split not in SPLIT_IDS:
         raise DatasetError(f"invalid UCF101 split {split!r}; valid splits: {', '.join(SPLIT_IDS)}")
     lists = root / "ucfTrainTestlist"
@@ -72,7 +92,12 @@ def ucf101(root: Path, split: str, **options) -> DatasetIndex:
                         f"{path}:{number}: label {parts[1]} disagrees with the class folder {folder!r} "
                         f"(label {label + 1} in classInd.txt)"
                     )
-            records.append(VideoRecord(path=f"UCF-101/{rel}", label=label, split=kind))
+            kind_of_video = "val" if kind == "train" and val_groups and _group(rel) in val_groups else kind
+            records.append(VideoRecord(path=f"UCF-101/{rel}", label=label, split=kind_of_video))
+    if val_groups and not any(r.split == "val" for r in records):
+        raise DatasetError(
+            f"val_groups {sorted(val_groups)}: no video of {lists}/trainlist0{split}.txt is in those groups"
+        )
     present, missing = keep_existing(root, records, lists)
     pairs = lists / MIRROR_PAIRS
     mirror = read_mirror_pairs(pairs, classes) if pairs.is_file() else ()

@@ -1,0 +1,32 @@
+"""Console script ``check-benchmark``: the synthetic benchmark's design checks. Thin: options -> config -> function.
+
+A module of its own, so make-synthetic's stage does not depend on the checks' code (and back).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pipeline.cli_utils import common_options, config_option, setup_logging, user_errors
+from pipeline.config import load_config, read_params
+from pipeline.design import DesignConfig, check_design
+
+
+@click.command(context_settings={"max_content_width": 100})
+@config_option(DesignConfig, "cache", "The students' feature cache (extract-teacher).", type=click.Path(dir_okay=False))
+@config_option(DesignConfig, "videos", "make-synthetic's videos.csv (what each video drew).", type=click.Path())
+@config_option(DesignConfig, "ceiling", "make-synthetic's ceiling.json.", type=click.Path())
+@config_option(DesignConfig, "out", "Where to write the checks (JSON).", type=click.Path(dir_okay=False))
+@common_options
+def check_benchmark(params: Path | None, verbose: bool, **options) -> None:
+    """Check the synthetic benchmark's design from the teacher's cache alone, before any student runs.
+
+    How much of the teacher-feature variance a frame could learn beyond the label, the teacher's
+    accuracy on the students' classes, the achievable single-frame ceilings, the scene shortcut.
+    """
+    setup_logging(verbose)
+    with user_errors(verbose):
+        cfg = load_config(DesignConfig, read_params(params, "check_benchmark"), **options)
+        check_design(cfg)
