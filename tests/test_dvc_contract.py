@@ -373,6 +373,8 @@ def test_param_sweep_dirties_exactly_the_stages_that_depend_on_the_key(
                 continue
             if path[0] == "arms" and cmd_options(stage).get("arm") != path[1]:
                 continue
+            if cmd_options(stage).get(path[0]) is not None:  # the cmd line sets it (finetune's --init)
+                continue
             found.add(name)
         return found
 
