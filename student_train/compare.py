@@ -270,7 +270,6 @@ def teacher_figures(cache_path: Path, teacher_json: Path | None, runs: dict[int,
         fitted = _read_json(teacher_json, "fit-teacher metrics")
         out["centre_clip_top1"] = fitted.get("test_clip_accuracy")
         out["centre_clip_top1_mirrored"] = fitted.get("test_clip_accuracy_mirrored")
-        out["fitted_on"] = fitted.get("dataset_root") or fitted.get("root")
         out["cost_latency_ms"] = (fitted.get("cost_per_clip") or {}).get("latency_ms")
     return out
 
@@ -337,6 +336,10 @@ def compare_students(cfg: CompareConfig) -> dict[str, Any]:
         if report["teacher"].get("video_top1") is None and design_top1 is not None:
             report["teacher"]["video_top1"] = design_top1
             report["teacher"]["video_top1_from"] = "check-benchmark (fine classes summed per class)"
+    top1, videos = report["teacher"].get("video_top1"), next(iter(baseline.values()))["scored"].get("num_videos")
+    if isinstance(top1, float) and videos:
+        # One teacher, no seeds: its interval is the binomial one over the scored videos.
+        report["teacher"]["video_top1_ci95"] = wilson_ci(top1, int(videos))
     if ceiling is not None:
         report["single_frame_ceiling"] = {headline: ceiling}
     out = Path(cfg.out)
@@ -447,7 +450,9 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
         extra.append((f"teacher\n({t['name']})", t.get("video_top1"), "teacher"))
     for label, value, color in extra:
         if value is not None:
-            ax.bar(len(ticks), value, color=colors[color], alpha=0.8)
+            ci = t.get("video_top1_ci95") if color == "teacher" else None
+            err = _yerr(value, ci) if ci else None
+            ax.bar(len(ticks), value, yerr=err, color=colors[color], capsize=6, alpha=0.8)
             ticks.append(label)
     if t.get("chance") and key == "video_top1":
         ax.axhline(t["chance"], color="red", linestyle="--", linewidth=1, label="chance")

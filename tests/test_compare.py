@@ -151,6 +151,8 @@ def test_compare_scores_each_checkpoint_once_on_test(trained: Path) -> None:
     assert r["protocol"]["scored_by"] == "compare-students" and r["protocol"]["seeds"] == [0, 1]
     assert r["baseline_convergence"]["epochs"] == 1
     assert r["teacher"]["name"] == "tiny3d" and r["teacher"]["cost_gflops"] == 2.0
+    low, high = r["teacher"]["video_top1_ci95"]
+    assert low <= r["teacher"]["video_top1"] <= high
     assert "gap_closed" not in r["comparison"]["video_top1"] and "single_frame_ceiling" not in r
     out = Path(config(trained).out)
     assert json.loads((out / "report.json").read_text())["comparison"]["video_top1"]["n"] == 2
