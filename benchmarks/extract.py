@@ -14,6 +14,9 @@ video), for one teacher (random init) and one decoder worker count (default: eve
   processes, through ``decode_loader``), items discarded: videos/s and clips/s (clips = anchors).
   Also with 1 worker (``decode_per_worker``), and that rate times 16, *scaled, not measured*:
   what the 16 cores of a lent GPU machine would decode if decoding scales linearly.
+- **resize share**: in one process on one thread, as a decoder worker: the share of its time spent
+  on the teacher preset's geometry (resize, crop; the mirrored copy too with ``--mirror``) next to
+  decoding, which a decoder does on top of decoding when the teacher runs on the CPU.
 - **pipeline-only**: ``Extractor.run`` with a *null teacher* (same preset, returns zeros, no
   compute): decode + device preprocessing + batching + output copies + journal, no model.
 - **extract**: the real ``run_extraction`` with precision and memory format ``auto``: clips per
@@ -61,7 +64,7 @@ from benchmarks.common import GPU_MACHINE_CORES, describe_device, fresh_run_conf
 from pipeline.datasets import load_dataset
 from pipeline.device import RunConfig, bf16_is_native, fastest_config, resolve_device, screen, time_forward
 from teacher_extract import extract as extract_module
-from teacher_extract.decoding import ClipDecoder, decode_loader
+from teacher_extract.decoding import ClipDecoder, decode_loader, decode_windows
 from teacher_extract.extract import ExtractConfig, Extractor, ExtractSummary, Journal, run_extraction
 from teacher_extract.models import build_teacher
 from teacher_extract.plan import PlanItem
@@ -144,6 +147,30 @@ def decode_only(root: Path, paths: list[str], cfg: ExtractConfig, workers: int, 
         "clips_per_s": clips / seconds,
         "frames_per_s": frames / seconds,
     }
+
+
+def resize_share(root: Path, paths: list[str], cfg: ExtractConfig, preset) -> dict:
+    """In this process on one thread, as a decoder worker runs: seconds decoding vs running the preset's geometry.
+
+    The geometry (resize and crop, and the mirrored copy with ``--mirror``) is what a decoder
+    process does on top of decoding when the teacher runs on the CPU.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    decode_s = resize_s = 0.0
+    try:
+        for path in paths:
+            t0 = time.perf_counter()
+            video, _, _ = decode_windows(root / path, cfg.anchors, cfg.clip_len, cfg.frame_step, cfg.horizon)
+            t1 = time.perf_counter()
+            raw = torch.from_numpy(video.frames).permute(0, 3, 1, 2)
+            preset.geometry(raw)
+            if cfg.mirror:
+                preset.geometry(raw.flip(-1))
+            decode_s, resize_s = decode_s + t1 - t0, resize_s + time.perf_counter() - t1
+    finally:
+        torch.set_num_threads(threads)
+    return {"videos": len(paths), "decode_s": decode_s, "resize_s": resize_s, "share": resize_s / (decode_s + resize_s)}
 
 
 def pipeline_only(cfg: ExtractConfig, root: Path, records, teacher, device: torch.device, run: RunConfig) -> dict:
@@ -250,6 +277,7 @@ def measure(
 
         decode = decode_only(root, paths, cfg, workers, pin)
         solo = decode_only(root, paths[:solo_videos], cfg, 1, pin)
+        resize = resize_share(root, paths[:solo_videos], cfg, model.preset)
         pipeline = pipeline_only(cfg, root, index.videos, model, dev, auto)
         del model
         with timed_extractor_runs() as loop_seconds:
@@ -283,6 +311,7 @@ def measure(
         "decode_per_worker": solo,
         "decode_clips_per_s_16_workers_scaled": solo["clips_per_s"] * GPU_MACHINE_CORES,
         "pipeline_only": pipeline,
+        "resize": resize,
         "extract_clips_per_s": extract_rate,
         "extract_loop_s": loop_seconds[0],
         "extract_end_to_end_s": wall,
@@ -319,6 +348,12 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
             "pipeline-only (null teacher) vs decode-only",
             f"{r['pipeline_vs_decode']:.3f}",
             f"{p['clips_per_s']:.1f} vs {d['clips_per_s']:.1f} clips/s ({r['workers']} decoder processes)",
+        ),
+        (
+            "preset geometry's share of a decoder process",
+            f"{r['resize']['share']:.3f}",
+            f"{r['resize']['resize_s']:.2f} s resizing vs {r['resize']['decode_s']:.2f} s decoding "
+            f"({r['resize']['videos']} videos, one thread)",
         ),
         (
             "decode-only vs teacher's best forward",

@@ -165,8 +165,8 @@ class ClipDecoder(Dataset):
         frames, mirrored = torch.from_numpy(video.frames), None  # (U, H, W, 3) uint8
         if self.preset is not None:
             raw = frames.permute(0, 3, 1, 2)
-            frames = self.preset.geometry(raw).to(torch.uint8)  # (U, 3, h, w): whole values, exact
-            mirrored = self.preset.geometry(raw.flip(-1)).to(torch.uint8) if self.mirror else None
+            frames = self.preset.geometry(raw)  # (U, 3, h, w) uint8
+            mirrored = self.preset.geometry(raw.flip(-1)) if self.mirror else None
         return DecodedClips(
             index,
             frames=frames,

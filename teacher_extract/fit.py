@@ -132,7 +132,7 @@ def load_splits(index: DatasetIndex, teacher: Teacher, device: torch.device, wor
             if isinstance(frames, str):
                 logger.warning("skipping %s: %s", wanted[i].path, frames)
                 continue
-            x = teacher.preset.geometry(frames.to(device).permute(0, 3, 1, 2)).to(torch.uint8).cpu()  # (T, 3, h, w)
+            x = teacher.preset.geometry(frames.to(device).permute(0, 3, 1, 2)).cpu()  # (T, 3, h, w) uint8
             splits[wanted[i].split].records.append(wanted[i])
             splits[wanted[i].split].videos.append(x)
     return splits

@@ -1,12 +1,13 @@
 """Teacher preprocessing presets, kept next to the models they belong to.
 
-A preset gives exactly the numbers torchvision's ``weights.transforms()``
-(``torchvision.transforms._presets.VideoClassification``) gives, but split in two so that
-extraction can do the per-frame work once per decoded video instead of once per clip:
+A preset does what torchvision's ``weights.transforms()``
+(``torchvision.transforms._presets.VideoClassification``) does, to within one level of a pixel on a
+CPU (see :meth:`VideoPreset.geometry`), but split in two so that extraction can do the per-frame
+work once per decoded video instead of once per clip:
 
 * :meth:`VideoPreset.frames`: resize, centre crop, scale to [0, 1], normalise, frame by frame,
-  itself two steps: :meth:`VideoPreset.geometry` (the values torchvision's uint8 resize gives)
-  and :meth:`VideoPreset.normalize`. On a GPU extraction runs both on the device, in batches,
+  itself two steps: :meth:`VideoPreset.geometry` (uint8 in, uint8 out) and
+  :meth:`VideoPreset.normalize`. On a GPU extraction runs both on the device, in batches,
   so frames cross to it as uint8 (a quarter of float32's bytes); on a CPU the decoder processes
   run the geometry, in parallel with the teacher;
 * gathering a clip's rows and moving time next to channels (what :meth:`VideoPreset.__call__`
@@ -51,18 +52,25 @@ class VideoPreset:
         return self.normalize(self.geometry(video))
 
     def geometry(self, video: torch.Tensor) -> torch.Tensor:
-        """Resize and centre crop: ``(T, C, H, W)`` uint8 -> ``(T, C, h, w)`` float32 of whole numbers in [0, 255].
+        """Resize and centre crop: ``(T, C, H, W)`` uint8 -> ``(T, C, h, w)`` uint8.
 
-        Exactly torchvision's uint8 resize (bilinear, rounded back to whole values), without its
-        round trip through uint8: the values are the same, and the float tensor goes straight on
-        to :meth:`normalize`. ``antialias=False`` on purpose: it is what torchvision's video
-        presets (and so the pretrained weights) use, see https://github.com/pytorch/vision/pull/7160.
-        A ``(T, H, W, C)`` tensor permuted to ``(T, C, H, W)`` (channels-last strides, as decoded
-        frames are) interpolates about 1.7x faster on a CPU than a contiguous one.
+        Bilinear, ``antialias=False`` on purpose: it is what torchvision's video presets (and so
+        the pretrained weights) use, see https://github.com/pytorch/vision/pull/7160. On a CPU
+        the resize is torch's native uint8 kernel, 7.7x faster than torchvision's (which resizes
+        a float copy and rounds back): it computes in fixed point, so about a fifth of the pixels
+        land one level away from torchvision's, which moves teacher features by far less than
+        the tolerance the cache promises (cosine >= 0.999 to the torchvision preset's; tests
+        and ``make bench`` measure it). Elsewhere (CUDA) the float resize, rounded: exactly
+        torchvision's values. A ``(T, H, W, C)`` tensor permuted to ``(T, C, H, W)`` (channels-last
+        strides, as decoded frames are) takes the kernel's fastest path.
         """
-        x = video.float() if video.dtype == torch.uint8 else video
-        x = F.resize(x, list(self.resize_size), interpolation=F.InterpolationMode.BILINEAR, antialias=False)
-        return F.center_crop(x.round_(), list(self.crop_size))
+        size = resized_size(video.shape[-2:], self.resize_size)
+        if video.dtype == torch.uint8 and video.device.type == "cpu":
+            x = torch.nn.functional.interpolate(video, size=size, mode="bilinear", align_corners=False)
+        else:
+            x = F.resize(video.float(), list(size), interpolation=F.InterpolationMode.BILINEAR, antialias=False)
+            x = x.round_().to(torch.uint8)
+        return F.center_crop(x, list(self.crop_size))
 
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """``(..., C, h, w)`` pixel values in [0, 255] (uint8 or float) -> float32 in the model's normalised range.
@@ -87,6 +95,17 @@ class VideoPreset:
         factor = crop / self.crop_size[0]
         resize = tuple(round(s * factor) for s in self.resize_size)
         return VideoPreset(crop_size=(crop, crop), resize_size=resize, mean=self.mean, std=self.std)
+
+
+def resized_size(image: tuple[int, int] | torch.Size, size: tuple[int, ...]) -> tuple[int, int]:
+    """``(h, w)`` after resizing an ``image`` ``(H, W)`` to ``size``: ``(h, w)`` as given, or
+    ``(short_side,)``: the shorter side to it, the longer in proportion (truncated, as torchvision does)."""
+    if len(size) == 2:
+        return int(size[0]), int(size[1])
+    h, w = int(image[0]), int(image[1])
+    short, long = min(h, w), max(h, w)
+    new_short, new_long = int(size[0]), int(size[0] * long / short)
+    return (new_long, new_short) if w <= h else (new_short, new_long)
 
 
 def from_torchvision(weights) -> VideoPreset:

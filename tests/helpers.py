@@ -42,6 +42,17 @@ def moving_square(num_frames: int = 24, height: int = 32, width: int = 32, seed:
     return frames
 
 
+def textured_video(num_frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 frames of coloured noise, smoothed over 3 pixels, drifting 2 pixels a frame.
+
+    Every pixel is an edge: where resizes that round differently disagree most.
+    """
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(0, 256, (height, width + 2 * num_frames, 3)).astype(np.float32)
+    smooth = (noise + np.roll(noise, 1, 0) + np.roll(noise, 1, 1)) / 3
+    return np.stack([smooth[:, 2 * t : 2 * t + width] for t in range(num_frames)]).astype(np.uint8)
+
+
 def frame_index_of(image: np.ndarray) -> int:
     """Recover the frame index :func:`moving_square` encoded in the top stripe."""
     bit = image.shape[1] // 8
