@@ -13,6 +13,8 @@ short still has them; ``results.json`` is rewritten after each part):
 - ``train`` (:mod:`benchmarks.train`): cached vs online-teacher training; prefetched vs
   resident-batch step and the time a step waits for data; loader (HDF5, memory) vs step;
   device crop/mirror vs step; teacher vs student latency and GFLOPs.
+- ``step`` (:mod:`benchmarks.step`): the default benchmark's CPU training step vs its compute
+  floor, where its time goes, and one-thread runs side by side vs one run.
 - ``decode`` (:mod:`benchmarks.decode`): one process decoding a centre clip vs the whole video.
 - ``incremental`` (:mod:`benchmarks.incremental`): full vs incremental re-extraction.
 
@@ -32,13 +34,19 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import decode, extract, incremental, train
+from benchmarks import decode, extract, incremental, step, train
 from benchmarks.common import describe_device, fresh_run_config
 from pipeline.device import resolve_device
 
 RESULTS = Path(__file__).with_name("results.json")
-PARTS = ("extract", "train", "decode", "incremental")
-ROWS = {"extract": extract.rows, "train": train.rows, "decode": decode.rows, "incremental": incremental.rows}
+PARTS = ("extract", "train", "step", "decode", "incremental")
+ROWS = {
+    "extract": extract.rows,
+    "train": train.rows,
+    "step": step.rows,
+    "decode": decode.rows,
+    "incremental": incremental.rows,
+}
 
 
 def run_part(name: str, results: dict, args: argparse.Namespace) -> dict:
@@ -48,6 +56,8 @@ def run_part(name: str, results: dict, args: argparse.Namespace) -> dict:
     if name == "train":
         best = results.get("extract", {}).get("forward_best", "auto")
         return train.measure(args.student, args.teacher, teacher_run=best, device=args.device, quick=quick)
+    if name == "step":
+        return step.measure(steps=60 if quick else 200)
     if name == "decode":
         return decode.measure(num_frames=150, repeats=2 if quick else 3)
     batch = results.get("extract", {}).get("batch_size", 8)

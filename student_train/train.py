@@ -263,7 +263,12 @@ class Trainer:
         self.loss = HalluciNetLoss(self.task, cfg.loss, cfg.lambda_weight, mean, std).to(self.device)
         self.batch_size = fit_batch_size(len(self.train_rows), cfg.batch_size, world.size, cfg.cache)
         self.steps = steps_per_epoch(len(self.train_rows) // world.size, self.batch_size)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # The fused kernel updates every tensor in one call: the default Adam's per-parameter loop
+        # took 1.6 of the small student's 11.6 ms CPU step, the fused one 0.5 (benchmarks/step.py).
+        fused = self.device.type in ("cpu", "cuda")
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None
+        )
         self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=cfg.epochs * self.steps)
         self.epoch, self.step = 0, 0
         # running sums of total / task / hallucination loss and of correct top-1 answers in this epoch
