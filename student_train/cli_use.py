@@ -1,7 +1,4 @@
-"""Console scripts that use a trained student: ``evaluate-student``, ``predict-student``, ``export-student``.
-
-``predict`` is the former name of ``predict-student``, kept as a deprecated alias for one release.
-"""
+"""Console scripts that use a trained student: ``evaluate-student``, ``predict-student``, ``export-student``."""
 
 from __future__ import annotations
 
@@ -13,6 +10,7 @@ import click
 
 from pipeline.cli_utils import setup_logging, user_errors, version_option
 from pipeline.outputs import check_output_dir
+from pipeline.video import VideoError
 from student_train import export as exporting
 from student_train.evaluate import evaluate_checkpoint
 from student_train.predict import format_prediction, predict_video
@@ -78,13 +76,28 @@ def evaluate_student(
 def predict_student(
     videos: tuple[str, ...], checkpoint: str, frames: int, top_k: int, as_json: bool, verbose: bool
 ) -> None:
-    """Predict the class (or score) of each VIDEO with a trained student: no teacher, no cache."""
+    """Predict the class (or score) of each VIDEO with a trained student: no teacher, no cache.
+
+    Every readable video is answered; unreadable ones are listed at the end, and then the exit
+    status is 1.
+    """
     setup_logging(verbose)
     with user_errors(verbose):
         model, spec, _ = load_student(checkpoint)
+        failed: list[VideoError] = []
         for path in videos:
-            result = predict_video(model, spec, path, frames=frames, top_k=top_k)
+            try:
+                result = predict_video(model, spec, path, frames=frames, top_k=top_k)
+            except VideoError as err:
+                logger.error("cannot read %s", err)
+                failed.append(err)
+                continue
             click.echo(json.dumps(result) if as_json else format_prediction(result))
+    if failed:
+        listed = "; ".join(str(err) for err in failed[:5]) + ("; ..." if len(failed) > 5 else "")
+        exc = click.ClickException(f"{len(failed)} of {len(videos)} videos could not be read: {listed}")
+        exc.exit_code = 1
+        raise exc
 
 
 @click.command(context_settings=CONTEXT)

@@ -77,3 +77,19 @@ def test_export_student_equals_the_model(trained_student: tuple[Path, Path], tmp
         for a, b in zip(exported(x), model(x), strict=True):
             torch.testing.assert_close(a, b)
     assert json.loads((tmp_path / "export" / "student.json").read_text())["classes"] == list(CLASSES)
+
+
+def test_predict_answers_every_readable_video_and_lists_the_rest(
+    trained_student: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An unreadable file among good ones: the good ones are answered, the bad one named, exit 1."""
+    checkpoint = trained_student[1] / "checkpoint.pt"
+    good = [write_video(tmp_path / f"v{i}.avi", moving_square(12, 32, 32, seed=i)) for i in range(2)]
+    bad = tmp_path / "broken.avi"
+    bad.write_bytes(b"not a video at all")
+    args = [str(good[0]), str(bad), str(good[1]), "--checkpoint", str(checkpoint), "--json"]
+    result = CliRunner().invoke(predict_student, args)
+    assert result.exit_code == 1, result.output
+    answered = [json.loads(line)["video"] for line in result.stdout.splitlines()]
+    assert answered == [str(good[0]), str(good[1])]
+    assert f"1 of 3 videos could not be read: {bad}" in result.output
