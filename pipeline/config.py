@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import reprlib
 import types
 import typing
 from collections.abc import Mapping
@@ -51,6 +53,25 @@ def read_params(path: str | Path | None, section: str) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in values.items()}
 
 
+#: How a bad value is quoted in an error: a short prefix, never the whole of it (a YAML alias
+#: bomb of 400 bytes expands to hundreds of megabytes of repr).
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxtuple = _SHORT.maxdict = 4
+_SHORT.maxlevel = 2
+
+
+def shown(value: Any) -> str:
+    """``repr(value)``, cut short."""
+    return _SHORT.repr(value)
+
+
+def _finite(name: str, number: float) -> float:
+    if not math.isfinite(number):
+        raise ConfigError(f"{name} must be a finite number, got {number!r}")
+    return number
+
+
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Check ``value`` against a field's annotation, converting the few lossless cases (int->float, list->tuple)."""
     if value is None:
@@ -67,25 +88,25 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
                 return _coerce(name, value, arg)
             except ConfigError as err:
                 errors.append(str(err))
-        raise ConfigError(errors[0] if errors else f"{name}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{name}: invalid value {shown(value)}")
     if origin is tuple:
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{name} must be a list, got {value!r}")
+            raise ConfigError(f"{name} must be a list, got {shown(value)}")
         args = typing.get_args(annotation)
         item = args[0] if args else Any
         return tuple(_coerce(name, v, item) for v in value)
     if origin is dict or annotation is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"{name} must be a mapping, got {value!r}")
+            raise ConfigError(f"{name} must be a mapping, got {shown(value)}")
         return dict(value)
     if annotation is Any:
         return value
     if annotation is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{name} must be true or false, got {value!r}")
+        raise ConfigError(f"{name} must be true or false, got {shown(value)}")
     if annotation is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _finite(name, float(value))
     if annotation is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if annotation in (int, float) and isinstance(value, str):
@@ -93,7 +114,7 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     if annotation is str and isinstance(value, str | int | float | Path) and not isinstance(value, bool):
         return str(value)
     if annotation in (int, float, str):
-        raise ConfigError(f"{name} must be {annotation.__name__}, got {value!r}")
+        raise ConfigError(f"{name} must be {annotation.__name__}, got {shown(value)}")
     return value
 
 
@@ -107,15 +128,15 @@ def _parse_number(name: str, text: str, annotation: type) -> int | float:
     try:
         number = float(text.strip())
     except ValueError:
-        raise ConfigError(f"{name} must be {annotation.__name__}, got {text!r}") from None
+        raise ConfigError(f"{name} must be {annotation.__name__}, got {shown(text)}") from None
     if annotation is float:
-        return number
+        return _finite(name, number)
     try:
         return int(text.strip())  # '12' or '1_000', exact even beyond 2**53
     except ValueError:
         pass
     if not number.is_integer():
-        raise ConfigError(f"{name} must be int, got {text!r} (not a whole number)")
+        raise ConfigError(f"{name} must be int, got {shown(text)} (not a whole number)")
     return int(number)
 
 

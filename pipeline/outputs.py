@@ -172,7 +172,11 @@ def _same_file(a: Path, b: Path) -> bool:
     try:
         return os.path.samefile(a, b)  # hard links, symbolic links, bind mounts
     except OSError:  # one does not exist (yet): compare the paths they would have
+        pass
+    try:
         return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a symbolic link loop (RuntimeError before Python 3.13)
+        return False
 
 
 def check_output_file(out: Path, *, kind: str, accepts: Callable[[Path], bool], inputs: Iterable[Path] = ()) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -72,22 +73,46 @@ class DecodedVideo:
     num_decoded: int
 
 
+#: ``stat`` file types other than regular files and directories, as the reasons name them.
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def unusable(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as a video file or frame folder, or ``None`` if it can be tried.
+
+    Only ``stat`` (following symbolic links), never ``open``: opening a FIFO blocks until a writer
+    comes, and a device such as ``/dev/zero`` reads forever. A symbolic link loop, a dangling
+    link, a missing file or one we may not look at are reasons too.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "dangling symbolic link" if path.is_symlink() else "no such file"
+    except PermissionError:
+        return "unreadable: permission denied"
+    except OSError as err:  # a symlink loop, a name too long, a broken mount...
+        return f"unreadable: {err.strerror or err}"
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(mode)), "an unknown kind")
+    return f"not a regular file ({kind})"
+
+
 def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
     # Every way a listed path can be unusable becomes a VideoError (a failed video, the run goes
     # on); an OSError escaping from here would abort a whole extraction for one odd entry.
     path = Path(path)
-    try:
-        size = path.stat().st_size  # follows symbolic links
-    except FileNotFoundError:
-        raise VideoError(path, "dangling symbolic link" if path.is_symlink() else "no such file") from None
-    except PermissionError:
-        raise VideoError(path, "unreadable: permission denied") from None
-    except OSError as err:  # a symlink loop, a name too long, a broken mount...
-        raise VideoError(path, f"unreadable: {err.strerror or err}") from None
+    if (reason := unusable(path)) is not None:
+        raise VideoError(path, reason)
     if path.is_dir():
         raise VideoError(path, "not a file (a directory)")
-    if not path.is_file():
-        raise VideoError(path, "not a regular file")
+    size = path.stat().st_size
     if size == 0:
         raise VideoError(path, "empty file")
     try:
@@ -111,8 +136,10 @@ def fingerprint(path: str | Path) -> str:
     """Content hash of a video file: survives copies, clones and ``dvc checkout`` (mtimes don't).
 
     A path that cannot be read hashes to ``unreadable:<reason>``: the video then fails (and is
-    recorded as failed) where it is decoded, instead of aborting the run here.
+    recorded as failed) where it is decoded, instead of aborting (or blocking) the run here.
     """
+    if (reason := unusable(path)) is not None:
+        return f"unreadable:{reason}"
     if Path(path).is_dir():  # a frame folder: its frames' names and bytes, in order
         from pipeline.frame_folder import folder_fingerprint
 

@@ -116,4 +116,4 @@ def train_student(params: Path | None, verbose: bool, section: str, arm: str | N
             training.train_student(cfg, resume=resume)
         except TrainingInterrupted as err:
             logger.warning("%s", err)
-            sys.exit(130)
+            sys.exit(err.exit_code)

@@ -286,6 +286,27 @@ def _load_backbone(backbone: nn.Module, path: Path) -> None:
     backbone.load_state_dict(usable, strict=False)
 
 
+def check_input_size(model: nn.Module, crop: int, name: str) -> None:
+    """Refuse, in one line, a student that cannot take ``crop``-pixel frames (ViT wants 224, say).
+
+    One forward pass of a zero frame in eval mode: no batch-norm statistics move, no random
+    number is drawn, so the run that follows is the same as without the check.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, crop, crop))
+    except (AssertionError, RuntimeError, ValueError) as err:
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"student {name!r} cannot take {crop}x{crop} frames ({reason}); choose another --student, "
+            "or a --crop-size it accepts (and a cache of frames at least that large)"
+        ) from None
+    finally:
+        model.train(was_training)
+
+
 def load_init(model: HalluciNet, path: str | Path) -> None:
     """Start from a train-student checkpoint (``--init``): backbone and hallucination head.
 
@@ -300,7 +321,7 @@ def load_init(model: HalluciNet, path: str | Path) -> None:
     own = model.state_dict()
     bad = [k for k, v in wanted.items() if k not in own or own[k].shape != v.shape]
     if bad or not wanted:
-        raise ValueError(
+        raise UserError(
             f"{path} does not fit this student (mismatched keys such as {bad[:3]}); "
             "--init needs a checkpoint of the same student and teacher feature size"
         )

@@ -14,8 +14,12 @@ as DVC metrics).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import logging
+import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,7 +42,7 @@ from pipeline.progress import progress
 from student_train.data import DevicePrefetcher, make_loader, steps_per_epoch
 from student_train.evaluate import compute_metrics, run_model, summary_line, write_outputs
 from student_train.losses import LOSSES, TASKS, HalluciNetLoss
-from student_train.models import build_student, load_init, student_names
+from student_train.models import build_student, check_input_size, load_init, student_names
 from student_train.spec import StudentSpec
 
 logger = logging.getLogger(__name__)
@@ -117,7 +121,62 @@ def apply_arm(section: dict[str, Any], arm: str | None) -> dict[str, Any]:
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C during training: a checkpoint was written, ``--resume`` continues from it."""
+    """Ctrl-C or SIGTERM during training: a checkpoint was written, ``--resume`` continues from it.
+
+    ``exit_code``: what the command exits with, 130 after Ctrl-C, 143 after SIGTERM (128 + signal).
+    """
+
+    def __init__(self, message: str, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised between two steps, so that it is handled as Ctrl-C is."""
+
+
+class TrainingDiverged(UserError):
+    """The loss stopped being a finite number: the run stops, the last good checkpoint stays."""
+
+
+@contextlib.contextmanager
+def on_sigterm(event: threading.Event):
+    """Within the block, SIGTERM (a cluster preempting the job, ``kill``) sets ``event``.
+
+    The trainer looks at it between steps and stops there as after Ctrl-C, checkpoint saved:
+    raising from the handler itself could land in the middle of writing one.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: event.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def check_finite_targets(cache: FeatureCache, rows: np.ndarray, chunk: int = 16384) -> None:
+    """Refuse a cache whose training targets are not all finite numbers.
+
+    One NaN target turns every weight into NaN within a step (the hallucination loss is computed,
+    and multiplied by lambda, even at lambda 0), and the run would end "successfully".
+    """
+    bad, first = 0, None
+    for start in range(0, len(rows), chunk):
+        part = rows[start : start + chunk]
+        views = [None, np.ones(len(part), bool)] if cache.has_mirror else [None]
+        for mirrored in views:
+            ok = np.isfinite(cache.features(part, mirrored)).all(axis=1)
+            if not ok.all():
+                bad += int((~ok).sum())
+                first = part[~ok][0] if first is None else first
+    if bad:
+        video = cache.videos.path[cache.clip_video[first]]
+        raise CacheError(
+            f"{cache.path}: {bad} training targets are not finite numbers (the first: clip {first}, of {video}); "
+            "re-extract those videos"
+        )
 
 
 def resolve_task(task: str, cache: FeatureCache) -> str:
@@ -228,6 +287,7 @@ class Trainer:
         self.train_rows = self.cache.clip_indices("train")
         self.eval_rows = self.cache.clip_indices(cfg.eval_split)
         self.spec = make_spec(cfg, self.cache, self.task, self.train_rows)
+        check_finite_targets(self.cache, self.train_rows)
         self.preset = self.spec.preset()
         self.device = resolve_device(device_for(world, cfg.device))
         self.precision = resolve_precision(cfg.precision, self.device)
@@ -250,6 +310,7 @@ class Trainer:
             weights=cfg.student_weights,
             relu=self.spec.relu,
         )
+        check_input_size(self.model, self.spec.crop_size, cfg.student)
         if cfg.init:
             load_init(self.model, cfg.init)
         self.model.to(self.device, memory_format=self.memory_format)
@@ -274,6 +335,8 @@ class Trainer:
         # running sums of total / task / hallucination loss and of correct top-1 answers in this epoch
         self.sums = self._zero_sums()
         self.history: list[dict[str, Any]] = []
+        # Set by SIGTERM (see on_sigterm): stop at the next step, as after Ctrl-C.
+        self.terminate = threading.Event()
 
     # --- checkpoints ------------------------------------------------------------------------
 
@@ -406,17 +469,31 @@ class Trainer:
                 self.sums += losses
                 self.step += 1
                 bar.update(1)
+                if self.terminate.is_set():
+                    raise Terminated
                 if self.step % 10 == 0 or self.step == self.steps:  # reading the losses waits for the device
                     total, task, halluc, _ = losses.tolist()
                     bar.set_postfix(loss=f"{total:.4f}", task=f"{task:.4f}", halluc=f"{halluc:.4f}")
+                    if not self.world.distributed:  # under DDP every rank checks the reduced sums instead
+                        self.check_finite(total)
             bar.close()
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as err:
             bar.close()
             self.save()
             raise TrainingInterrupted(
-                f"interrupted at epoch {self.epoch + 1}, step {self.step}; checkpoint saved to "
-                f"{self.checkpoint_path} (rerun with --resume to continue)"
+                f"{'terminated' if isinstance(err, Terminated) else 'interrupted'} at epoch {self.epoch + 1}, "
+                f"step {self.step}; checkpoint saved to {self.checkpoint_path} (rerun with --resume to continue)",
+                exit_code=143 if isinstance(err, Terminated) else 130,
             ) from None
+
+    def check_finite(self, loss: float) -> None:
+        """Stop before a non-finite loss reaches a checkpoint: the one of the last finished epoch stays."""
+        if not math.isfinite(loss):
+            kept = f"{self.checkpoint_path} (after epoch {self.epoch}) is kept" if self.epoch else "no checkpoint kept"
+            raise TrainingDiverged(
+                f"the training loss became {loss} in epoch {self.epoch + 1} (lr {self.cfg.lr:g}, "
+                f"lambda {self.cfg.lambda_weight:g}); {kept}: lower --lr or --lambda"
+            )
 
     def evaluate(self, rows: np.ndarray) -> dict[str, Any]:
         outputs, hallucinated = run_model(
@@ -433,6 +510,7 @@ class Trainer:
     def end_epoch(self, seconds: float) -> None:
         # Loss parts averaged over every rank's steps.
         means = all_reduce_sum(self.sums.cpu()).numpy() / (self.steps * self.world.size)
+        self.check_finite(float(means[0]))  # the same reduced sums on every rank: all stop together
         if not self.world.main:
             self.epoch, self.step, self.sums = self.epoch + 1, 0, self._zero_sums()
             barrier()  # rank 0 evaluates and saves meanwhile
@@ -491,6 +569,12 @@ class Trainer:
             t0 = time.perf_counter()
             self.train_epoch()
             self.end_epoch(time.perf_counter() - t0)
+            if self.terminate.is_set():  # SIGTERM while the epoch ended: its checkpoint is written
+                raise TrainingInterrupted(
+                    f"terminated after epoch {self.epoch}; checkpoint saved to {self.checkpoint_path} "
+                    "(rerun with --resume to continue)",
+                    exit_code=143,
+                )
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
@@ -530,6 +614,10 @@ def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
         check_output_dir(out, kind="train-student run", marker_files=("checkpoint.pt", "metrics.json", "log.csv"))
     with process_group(world, resolve_device(device_for(world, cfg.device))):
         if not world.main:
-            return Trainer(cfg, world).resumed(resume).fit()
+            trainer = Trainer(cfg, world).resumed(resume)
+            with on_sigterm(trainer.terminate):
+                return trainer.fit()
         with OutputLock(out, "train-student"):
-            return Trainer(cfg, world).resumed(resume).fit()
+            trainer = Trainer(cfg, world).resumed(resume)
+            with on_sigterm(trainer.terminate):
+                return trainer.fit()

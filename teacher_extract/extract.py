@@ -535,7 +535,8 @@ class _Setup:
     key: str
 
 
-def _setup(cfg: ExtractConfig) -> _Setup:
+def _share(cfg: ExtractConfig) -> tuple[DatasetIndex, Path]:
+    """The videos this run extracts (the whole split, or its ``--shard``) and the file they go to."""
     index = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
     out = Path(cfg.out)
     shard, shards = parse_shard(cfg.shard)
@@ -543,6 +544,11 @@ def _setup(cfg: ExtractConfig) -> _Setup:
         index = select_shard(index, shard, shards)
         out = shard_path(cfg.out, shard, shards)
         logger.info("shard %d of %d: %d videos -> %s", shard, shards, len(index.videos), out)
+    return index, out
+
+
+def _setup(cfg: ExtractConfig, index: DatasetIndex, out: Path) -> _Setup:
+    """Build the teacher and choose how it runs (``auto`` times the candidates: seconds to minutes)."""
     device = resolve_device(cfg.device)
     weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
     teacher = build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
@@ -571,13 +577,16 @@ def run_extraction(cfg: ExtractConfig, *, apply_threshold: bool = True) -> Extra
             with the failures recorded, is written first).
     """
     t0 = time.perf_counter()
-    s = _setup(cfg)
-    s.out.parent.mkdir(parents=True, exist_ok=True)
-    inputs = [s.root / r.path for r in s.index.videos]
+    index, out = _share(cfg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    inputs = [Path(cfg.root) / r.path for r in index.videos]
     if cfg.teacher_weights and Path(cfg.teacher_weights).is_file():
         inputs.append(Path(cfg.teacher_weights))
-    check_output_file(s.out, kind="feature cache", accepts=is_cache_file, inputs=inputs)
-    with OutputLock(s.out, "extract-teacher"):
+    check_output_file(out, kind="feature cache", accepts=is_cache_file, inputs=inputs)
+    # The lock before the teacher: a second writer is refused in the time the listing takes,
+    # not after building a teacher and timing it against the first writer's run.
+    with OutputLock(out, "extract-teacher"):
+        s = _setup(cfg, index, out)
         logger.info(
             "%s split %s: %d videos (%d listed but missing); teacher %s (%s, %d-d) on %s, %s + %s",
             s.index.name,

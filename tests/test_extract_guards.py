@@ -121,6 +121,14 @@ def test_a_second_writer_of_one_out_is_refused(tmp_path: Path) -> None:
     assert run_extraction(config(root, out)).skipped == 4  # and the lock is gone with its holder
 
 
+def test_the_lock_is_taken_before_the_teacher_is_built(tmp_path: Path) -> None:
+    """A second writer is refused at once: not after building (here: failing to build) a teacher."""
+    root = make_dataset(tmp_path / "data")
+    out = tmp_path / "f.h5"
+    with OutputLock(out, "extract-teacher"), pytest.raises(UserError, match="is being written by"):
+        run_extraction(config(root, out, teacher_weights=str(tmp_path / "no-such-teacher.pt")))
+
+
 def test_out_naming_an_input_video_is_refused(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "data")
     video = next((root / "UCF-101").glob("*/*.avi"))

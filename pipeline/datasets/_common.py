@@ -11,6 +11,7 @@ from typing import Any
 
 from pipeline.datasets.base import DatasetError, VideoRecord
 from pipeline.frame_folder import frame_folder_problem, is_frame_folder
+from pipeline.video import unusable
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ def not_a_file(path: Path) -> str | None:
         return None
     if path.is_dir():
         return None if is_frame_folder(path) else "a directory"
-    if path.is_symlink() and not path.exists():
+    if path.is_symlink() and not path.exists() and unusable(path) == "dangling symbolic link":
         return "a dangling symbolic link"
-    return "not a regular file"
+    return unusable(path) or "not a regular file"
 
 
 def warn_not_files(root: Path, odd: Sequence[tuple[str, str]]) -> None:
