@@ -3,6 +3,10 @@
 Nothing here starts processes: ``torchrun --nproc-per-node N`` (and ``--nnodes``/rendezvous
 flags for several machines) does, and sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``. Without
 them a command runs as one ordinary process.
+
+Collectives time out after ``HALLUCINET_DIST_TIMEOUT`` seconds (default 7200): long enough for
+rank 0 to merge and copy a Kinetics-sized cache while the other ranks wait at a barrier (torch's
+own default, 10 minutes on NCCL and 30 on gloo, is not).
 """
 
 from __future__ import annotations
@@ -12,11 +16,28 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 
+from pipeline.errors import UserError
+
 logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 7200
+
+
+def collective_timeout() -> timedelta:
+    """How long a rank waits in a collective: ``HALLUCINET_DIST_TIMEOUT`` seconds, default 2 hours."""
+    text = os.environ.get("HALLUCINET_DIST_TIMEOUT", "")
+    try:
+        seconds = float(text) if text else DEFAULT_TIMEOUT_S
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0 or seconds == float("inf"):
+        raise UserError(f"HALLUCINET_DIST_TIMEOUT must be a number of seconds > 0, got {text[:40]!r}")
+    return timedelta(seconds=seconds)
 
 
 @dataclass(frozen=True)
@@ -60,7 +81,7 @@ def process_group(world: World, device: torch.device) -> Iterator[None]:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group(backend=backend)
+    dist.init_process_group(backend=backend, timeout=collective_timeout())
     logger.info("rank %d of %d (%s backend)", world.rank, world.size, backend)
     try:
         yield
@@ -79,6 +100,15 @@ def all_reduce_sum(values: torch.Tensor) -> torch.Tensor:
         values = values.clone()
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
     return values
+
+
+def broadcast_object(obj: object) -> object:
+    """Rank 0's ``obj`` on every rank (``obj`` itself in one process)."""
+    if not dist.is_initialized():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def all_gather_objects(obj: object) -> list[object]:

@@ -98,7 +98,7 @@ def extract_teacher(params: Path | None, verbose: bool, section: str, **options)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging, and tracebacks on errors.")
 @version_option
 def merge_cache(shards: tuple[Path, ...], out: Path, max_failed_fraction: float, verbose: bool) -> None:
-    """Merge the shard caches of `extract-teacher --shard i/N` jobs (SHARDS in shard order) into one cache.
+    """Merge the shard caches of `extract-teacher --shard i/N` jobs (SHARDS, in any order) into one cache.
 
     The shards are copied (not linked) into a single self-contained file in the dataset's order;
     train statistics are recomputed over all of them, and the failure threshold applies to the

@@ -52,7 +52,14 @@ from pipeline.device import (
     memory_format,
     resolve_device,
 )
-from pipeline.distributed import all_gather_objects, barrier, device_for, process_group, world_from_env
+from pipeline.distributed import (
+    all_gather_objects,
+    barrier,
+    broadcast_object,
+    device_for,
+    process_group,
+    world_from_env,
+)
 from pipeline.errors import UserError
 from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import count_gflops
@@ -535,6 +542,20 @@ class _Setup:
     key: str
 
 
+def _teacher(cfg: ExtractConfig, device: torch.device) -> Teacher:
+    weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
+    return build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
+
+
+def _run_config(cfg: ExtractConfig, teacher: Teacher, device: torch.device) -> RunConfig:
+    """``cfg``'s precision and memory format, ``auto`` resolved by timing the candidates here."""
+    h, w = teacher.preset.crop_size
+    example = torch.randn(cfg.batch_size, 3, cfg.clip_len, h, w, generator=torch.Generator().manual_seed(0))
+    return fastest_config(
+        f"teacher:{cfg.teacher}", teacher, example, device, precision=cfg.precision, fmt=cfg.memory_format
+    )
+
+
 def _share(cfg: ExtractConfig) -> tuple[DatasetIndex, Path]:
     """The videos this run extracts (the whole split, or its ``--shard``) and the file they go to."""
     index = load_dataset(cfg.dataset, cfg.root, cfg.split, **cfg.dataset_options)
@@ -550,13 +571,8 @@ def _share(cfg: ExtractConfig) -> tuple[DatasetIndex, Path]:
 def _setup(cfg: ExtractConfig, index: DatasetIndex, out: Path) -> _Setup:
     """Build the teacher and choose how it runs (``auto`` times the candidates: seconds to minutes)."""
     device = resolve_device(cfg.device)
-    weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
-    teacher = build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
-    h, w = teacher.preset.crop_size
-    example = torch.randn(cfg.batch_size, 3, cfg.clip_len, h, w, generator=torch.Generator().manual_seed(0))
-    run = fastest_config(
-        f"teacher:{cfg.teacher}", teacher, example, device, precision=cfg.precision, fmt=cfg.memory_format
-    )
+    teacher = _teacher(cfg, device)
+    run = _run_config(cfg, teacher, device)
     teacher.to(memory_format=memory_format(run.memory_format, 5))
     return _Setup(index, out, Path(cfg.root), device, teacher, run, feature_key(cfg, teacher, run))
 
@@ -726,6 +742,13 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     world = world_from_env()
     if not world.distributed:
         sharded = parse_shard(cfg.shard)[1] > 1
+        if sharded and "auto" in (cfg.precision, cfg.memory_format):
+            raise UserError(
+                "--shard jobs must agree on the teacher's precision and memory format, and each machine "
+                "would time them by itself (the choice is part of the cache key, so merge-cache would refuse "
+                "the shards): set --precision and --memory-format (extract-teacher without --shard logs "
+                "what auto picks on a machine)"
+            )
         summary = run_extraction(cfg, apply_threshold=not sharded)
         if sharded:
             logger.info("when every shard is done: merge-cache --out %s", cfg.out)
@@ -734,6 +757,16 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
         raise UserError("--shard is for independent jobs; under torchrun every rank takes its shard by itself")
     cfg = replace(cfg, shard=f"{world.rank}/{world.size}", device=device_for(world, cfg.device))
     with process_group(world, resolve_device(cfg.device)):
+        if "auto" in (cfg.precision, cfg.memory_format):
+            # One decision for every rank: timings on a busy machine differ between ranks, and
+            # shards extracted with different choices cannot be merged.
+            run = None
+            if world.main:
+                device = resolve_device(cfg.device)
+                run = _run_config(cfg, _teacher(cfg, device), device)
+                logger.info("rank 0 chose %s + %s for every rank", run.precision, run.memory_format)
+            run = broadcast_object(run)
+            cfg = replace(cfg, precision=run.precision, memory_format=run.memory_format)
         summary = run_extraction(cfg, apply_threshold=False)
         barrier()
         summaries = all_gather_objects(summary)

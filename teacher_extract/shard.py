@@ -71,8 +71,35 @@ def find_shards(out: str | Path) -> list[Path]:
     return [shard_path(out, i, count) for i in range(count)]
 
 
+def order_shards(caches: Sequence[FeatureCache]) -> list[FeatureCache]:
+    """The shard caches in shard order, by the ``i/N`` each records, checked to be one complete set.
+
+    Whatever the order (or the duplication) of an explicit list, the merged bytes are the same
+    or the merge is refused: a shard given twice would write its videos twice, a missing one
+    would leave part of the dataset out, both without a word.
+    """
+    by_index: dict[int, FeatureCache] = {}
+    counts = set()
+    for cache in caches:
+        text = str(cache.info.config.get("shard", ""))
+        if not text:
+            raise CacheError(f"{cache.path} is not a shard (extract-teacher --shard i/N writes them)")
+        i, n = parse_shard(text)
+        counts.add(n)
+        if i in by_index:
+            raise CacheError(f"shard {i}/{n} is given twice: {by_index[i].path} and {cache.path}")
+        by_index[i] = cache
+    if len(counts) > 1:
+        raise CacheError(f"the shards come from runs with different shard counts: {sorted(counts)}")
+    count = counts.pop()
+    missing = sorted(set(range(count)) - set(by_index))
+    if missing:
+        raise CacheError(f"shards {missing} of {count} are missing; run them before merging")
+    return [by_index[i] for i in range(count)]
+
+
 def merge_shards(shards: Sequence[str | Path], out: str | Path) -> tuple[int, int]:
-    """Copy shard caches (shard i of N at position i) into one cache at ``out``, atomically.
+    """Copy shard caches (each records its ``i/N``; any order) into one cache at ``out``, atomically.
 
     Returns ``(videos, failed videos)`` of the merged cache, so the caller can apply the run's
     failure threshold to the whole run.
@@ -81,9 +108,10 @@ def merge_shards(shards: Sequence[str | Path], out: str | Path) -> tuple[int, in
     so the merged rows are in the dataset's order, as a single-process run writes them.
 
     Raises:
-        CacheError: the shards were made with different teachers, settings or datasets.
+        CacheError: the shards were made with different teachers, settings or datasets, or do
+            not form one complete set (see :func:`order_shards`).
     """
-    caches = [FeatureCache(p) for p in shards]
+    caches = order_shards([FeatureCache(p) for p in shards])
     first = caches[0].info
     for cache in caches[1:]:
         info = cache.info

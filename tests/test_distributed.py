@@ -26,9 +26,9 @@ from teacher_extract.shard import parse_shard, shard_path
 BIN = Path(sys.executable).parent
 
 
-def torchrun(script: str, *args: str, cwd: Path) -> str:
+def torchrun(script: str, *args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(BIN / script)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     result = subprocess.run([*cmd, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     return result.stderr
@@ -116,6 +116,38 @@ def test_sharded_extraction_equals_one_process(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "shards [1] of 2" in result.output
 
 
+def without_fixed_run_config(args: list[str]) -> list[str]:
+    """``args`` less ``--precision`` and ``--memory-format``: both left to ``auto``."""
+    out, skip = [], False
+    for a in args:
+        if skip:
+            skip = False
+        elif a in ("--precision", "--memory-format"):
+            skip = True
+        else:
+            out.append(a)
+    return out
+
+
+@pytest.mark.slow
+def test_ranks_share_rank_0s_auto_choice(tmp_path: Path) -> None:
+    """With auto and no remembered choice, rank 0 times the candidates once and every rank uses its answer."""
+    root = make_dataset(tmp_path / "data", videos_per_class=2)
+    out = tmp_path / "ranks" / "features.h5"
+    fresh = {"HALLUCINET_CACHE_DIR": str(tmp_path / "choices")}
+    log = torchrun("extract-teacher", *without_fixed_run_config(extract_args(root, out)), cwd=tmp_path, env=fresh)
+    assert log.count("for every rank") == 1 and "all 2 ranks: 4 videos (4 extracted" in log
+    assert out.is_file()
+
+
+def test_shard_jobs_with_auto_are_refused_up_front(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "data")
+    args = [*without_fixed_run_config(extract_args(root, tmp_path / "f.h5")), "--shard", "0/2"]
+    result = CliRunner().invoke(extract_teacher, args)
+    assert result.exit_code == 2 and "--shard jobs must agree" in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
 @pytest.mark.slow
 def test_ddp_training(tmp_path: Path) -> None:
     cache = make_cache(tmp_path / "features.h5", videos_per_class=8)
@@ -136,3 +168,23 @@ def test_ddp_training(tmp_path: Path) -> None:
     metrics = evaluate_checkpoint(out / "checkpoint.pt", cache)
     assert metrics["num_clips"] == 3 * 3 * 4 and 0 <= metrics["video_top1"] <= 1
     assert spec.num_outputs == 3 and model.task_head is not None
+
+
+def test_merge_cache_checks_the_set_it_is_given(tmp_path: Path) -> None:
+    """Twice the same shard, half the shards: refused; the order of the list: no difference to the bytes."""
+    root = make_dataset(tmp_path / "data", videos_per_class=3)
+    out = tmp_path / "features.h5"
+    for i in range(2):
+        run_extraction(config(root, out, teacher_weights="random", shard=f"{i}/2"), apply_threshold=False)
+    a, b = shard_path(out, 0, 2), shard_path(out, 1, 2)
+    runner = CliRunner()
+    for args, words in [([a, a], "given twice"), ([a], "shards [1] of 2 are missing"), ([b], "shards [0] of 2")]:
+        result = runner.invoke(merge_cache, [*map(str, args), "--out", str(out)])
+        assert result.exit_code == 2 and words in result.output, result.output
+        assert not out.exists()
+    merged = {}
+    for name, args in [("ab", [a, b]), ("ba", [b, a])]:
+        target = tmp_path / name / "features.h5"
+        assert runner.invoke(merge_cache, [*map(str, args), "--out", str(target)]).exit_code == 0
+        merged[name] = target.read_bytes()
+    assert merged["ab"] == merged["ba"]
