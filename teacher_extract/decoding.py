@@ -74,8 +74,35 @@ class DecodedClips:
         return DecodedClips(**values)
 
 
+#: Sources whose short side exceeds this many times the largest side their consumers need are
+#: downscaled while decoding (see :func:`decode_size`).
+OVERSIZE = 8
+
+
+def decode_size(width: int, height: int, needed_short_side: int | None) -> tuple[int, int] | None:
+    """``(h, w)`` to decode an oversized source at, or ``None`` to keep its own size.
+
+    A 4K phone clip holds 25 MB per RGB frame; a worker keeping the frames of a few clips at full
+    size needs gigabytes, for a teacher that sees 128x171. A source whose short side is more than
+    :data:`OVERSIZE` times ``needed_short_side`` (the teacher's resize, the student's frame) is
+    scaled by swscale while converting, short side to ``OVERSIZE * needed_short_side``, even sizes
+    kept: memory per decoded frame is then bounded by the consumers' sizes, not the source's.
+    The preset's own resize follows, from 8x its size: features stay within cosine 0.996 of the
+    preset applied to full-size frames even on pixel noise at 1080p (r3d_18), and ordinary
+    sources (UCF101's 320x240 for every registry teacher) are not touched at all.
+    """
+    if needed_short_side is None:
+        return None
+    limit = OVERSIZE * needed_short_side
+    short = min(width, height)
+    if short <= limit:
+        return None
+    scale = limit / short
+    return max(2, round(height * scale / 2) * 2), max(2, round(width * scale / 2) * 2)
+
+
 def decode_windows(
-    path: Path, policy: str, clip_len: int, frame_step: int, horizon: int = 0
+    path: Path, policy: str, clip_len: int, frame_step: int, horizon: int = 0, needed_short_side: int | None = None
 ) -> tuple[DecodedVideo, list[ClipInfo], int]:
     """Decode the frames of a video's windows, placing the windows on the frames the file really holds.
 
@@ -92,18 +119,19 @@ def decode_windows(
     Raises:
         VideoError: the video cannot be read.
     """
-    header = probe(path).num_frames
+    info = probe(path)
+    header, size = info.num_frames, decode_size(info.width, info.height, needed_short_side)
     count = count_frames(path)
     windows = clip_windows(count, policy, clip_len, frame_step, horizon)
     needed = _needed(windows)
-    video = decode(path, needed, threads=1)
+    video = decode(path, needed, threads=1, size=size)
     decoded = video.num_decoded
     if video.num_frames <= needed[-1]:  # decoding ended before the last window: trust what decoded
         count = video.num_frames
         truth = clip_windows(count, policy, clip_len, frame_step, horizon)
         if truth != windows:
             windows = truth
-            video = decode(path, _needed(truth), threads=1)
+            video = decode(path, _needed(truth), threads=1, size=size)
             decoded += video.num_decoded
     return DecodedVideo(video.frames, video.indices, count, video.fps, decoded), windows, header
 
@@ -124,6 +152,8 @@ class ClipDecoder(Dataset):
             a teacher on the CPU, where the main process is busy running it (on a GPU the device
             does it faster, in batches).
         mirror: with ``preset``, also prepare the horizontally mirrored frames.
+        needed_short_side: the largest short side the frames are used at (the teacher's resize,
+            the student's frame): oversized sources are decoded smaller (:func:`decode_size`).
     """
 
     def __init__(
@@ -138,10 +168,12 @@ class ClipDecoder(Dataset):
         image_size: int,
         preset: VideoPreset | None = None,
         mirror: bool = False,
+        needed_short_side: int | None = None,
     ):
         self.root, self.paths = Path(root), list(paths)
         self.anchors, self.clip_len, self.frame_step, self.horizon = anchors, clip_len, frame_step, horizon
         self.image_size, self.preset, self.mirror = image_size, preset, mirror
+        self.needed_short_side = needed_short_side
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -149,7 +181,12 @@ class ClipDecoder(Dataset):
     def __getitem__(self, index: int) -> DecodedClips:
         try:
             video, windows, header = decode_windows(
-                self.root / self.paths[index], self.anchors, self.clip_len, self.frame_step, self.horizon
+                self.root / self.paths[index],
+                self.anchors,
+                self.clip_len,
+                self.frame_step,
+                self.horizon,
+                self.needed_short_side,
             )
         except VideoError as err:
             return DecodedClips(

@@ -283,6 +283,7 @@ class Extractor:
             image_size=cfg.image_size,
             preset=self.teacher.preset if on_cpu else None,
             mirror=cfg.mirror,
+            needed_short_side=max(self.teacher.preset.short_side, cfg.image_size),
         )
         loader = decode_loader(dataset, workers=cfg.num_workers(), pin_memory=self.device.type == "cuda")
         queue, returning = _ClipQueue(), collections.deque()

@@ -72,6 +72,11 @@ class VideoPreset:
             x = x.round_().to(torch.uint8)
         return F.center_crop(x, list(self.crop_size))
 
+    @property
+    def short_side(self) -> int:
+        """The shorter side of the resize: what the frames' resolution must at least offer."""
+        return int(min(self.resize_size))
+
     def normalize(self, frames: torch.Tensor) -> torch.Tensor:
         """``(..., C, h, w)`` pixel values in [0, 255] (uint8 or float) -> float32 in the model's normalised range.
 

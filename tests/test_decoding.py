@@ -53,3 +53,12 @@ def test_clip_decoder_items(tmp_path: Path) -> None:
     np.testing.assert_array_equal(item.images, student_images(anchors, 16))
     failed = decoder[1]
     assert failed.error and failed.frames.numel() == 0 and failed.images.shape == (0, 16, 16, 3)
+
+
+def test_decode_size_bounds_only_oversized_sources() -> None:
+    from teacher_extract.decoding import decode_size
+
+    assert decode_size(320, 240, 128) is None  # UCF101 for r3d_18: untouched
+    assert decode_size(1920, 1080, 128) == (1024, 1820)  # short side to 8 x 128, even sizes
+    assert decode_size(2160, 3840, 128) == (1820, 1024)  # portrait
+    assert decode_size(3840, 2160, None) is None

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import extract_config, moving_square
 
@@ -43,3 +46,40 @@ def test_fingerprint_never_opens_what_is_not_a_regular_file(tmp_path: Path) -> N
     assert fingerprint(tmp_path / "fifo") == "unreadable:not a regular file (a FIFO)"
     assert fingerprint(tmp_path / "zero") == "unreadable:not a regular file (a character device)"
     assert fingerprint(tmp_path / "loop") == "unreadable:unreadable: Too many levels of symbolic links"
+
+
+@pytest.mark.slow
+def test_memory_is_bounded_by_the_teachers_input_not_the_source(tmp_path: Path) -> None:
+    """An 80-frame 3840x2160 file: extract-teacher's peak RSS stays under 2 GB (it was 8.3 GB).
+
+    Decoded at full size the needed frames alone take 80 x 24.9 MB = 2 GB; oversized sources are
+    decoded at 8x the teacher's resize instead (decoding.decode_size).
+    """
+    import av
+
+    root = tmp_path / "data"
+    root.mkdir()
+    base = (np.add.outer(np.arange(2160) // 8, np.arange(3840) // 8) % 256).astype(np.uint8)
+    with av.open(str(root / "big.avi"), "w") as container:  # frame by frame: the test holds one
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 3840, 2160, "yuv420p"
+        for t in range(80):
+            rgb = np.repeat((base + 3 * t)[..., None], 3, axis=2)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        container.mux(stream.encode())
+    manifest(root, ["big.avi"])
+    script = (
+        "import resource, sys; from teacher_extract.cli import extract_teacher\n"
+        "try:\n    extract_teacher()\nexcept SystemExit:\n"
+        "    print('PEAK_KB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); raise\n"
+    )
+    args = ["--dataset", "manifest", "--root", str(root), "--teacher", "r3d_18", "--teacher-weights", "random"]
+    args += ["--anchors", "uniform:4"]
+    args += ["--precision", "fp32", "--memory-format", "contiguous", "--workers", "0", "--device", "cpu"]
+    args += ["--batch-size", "4", "--max-failed-fraction", "1", "--out", str(tmp_path / "f.h5")]
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    peak_gb = int(result.stderr.split("PEAK_KB")[-1].split()[0]) / 2**20
+    print(f"peak RSS {peak_gb:.2f} GB")
+    assert peak_gb < 2.0
+    assert len(FeatureCache(tmp_path / "f.h5")) == 4
