@@ -351,7 +351,7 @@ class FeatureCache:
         try:
             f = h5py.File(self.path, "r")
         except OSError as err:
-            raise CacheError(f"{self.path} is not an HDF5 file ({err})") from err
+            raise open_error(self.path, err) from err
         with f:
             self.info = CacheInfo.from_attrs(dict(f.attrs), self.path)
             for group, names in (("videos", VIDEO_COLUMNS), ("clips", ("video", "frame", "features", "image"))):
@@ -506,4 +506,12 @@ def read_info(path: str | Path) -> CacheInfo:
         with h5py.File(path, "r") as f:
             return CacheInfo.from_attrs(dict(f.attrs), path)
     except OSError as err:
-        raise CacheError(f"{path} is not an HDF5 file ({err})") from err
+        raise open_error(path, err) from err
+
+
+def open_error(path: Path, err: OSError) -> CacheError:
+    """What h5py's refusal to open ``path`` means, in words: a file another process is writing
+    (HDF5's own file lock) is not a broken file."""
+    if "lock" in str(err).lower():
+        return CacheError(f"{path} is open for writing in another process (HDF5 file lock); wait for it to finish")
+    return CacheError(f"{path} is not an HDF5 file ({err})")

@@ -375,6 +375,7 @@ class Extractor:
                 event.synchronize()
             features = features.cpu().numpy()
             logits = None if logits is None else logits.cpu().numpy()
+            summary.clips_extracted += len(owners)  # before done(): its progress line reads the count
             for i, (video, row, mirrored) in enumerate(owners):
                 (video.features_mirror if mirrored else video.features)[row] = features[i]
                 target = video.logits_mirror if mirrored else video.logits
@@ -383,7 +384,6 @@ class Extractor:
                 video.remaining -= 1
                 if video.remaining == 0:
                     done(video)
-            summary.clips_extracted += len(owners)
 
 
 def _to_host_async(x: torch.Tensor) -> torch.Tensor:
@@ -489,7 +489,7 @@ def _previous_cache(out: Path, key: str) -> FeatureCache | None:
         return None
     cache = FeatureCache(out)  # check_output_file has made sure it is a cache
     if cache.info.config_key != key:
-        logger.info("teacher or preprocessing changed since %s was written: re-extracting every video", out)
+        logger.info("teacher or preprocessing changed since %s was written: none of its features are reused", out)
         cache.close()
         return None
     return cache

@@ -201,3 +201,21 @@ def test_older_writers_without_extension_attributes_still_read(tmp_path: Path) -
             del f.attrs[name]
     info = FeatureCache(path).info
     assert (info.mirror_classes, info.horizon, info.teacher_gflops, info.teacher_preset) == ((), 0, 0.0, {})
+
+
+def test_a_cache_another_process_is_writing_is_not_called_broken(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from helpers import make_cache
+
+    path = make_cache(tmp_path / "c.h5")
+    holder = "import h5py, sys, time; f = h5py.File(sys.argv[1], 'a'); print('open', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        with pytest.raises(CacheError, match="open for writing in another process"):
+            FeatureCache(path)
+    finally:
+        proc.kill()
+        proc.wait()
