@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.errors import UserError
+from pipeline.errors import OutOfSpace, UserError, disk_full, out_of_space
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +212,16 @@ class VideoEntry:
         arrays = {name: getattr(self, name) for name in _ENTRY_ARRAYS if getattr(self, name) is not None}
         arrays["meta"] = np.array(json.dumps({k: getattr(self, k) for k in ENTRY_COLUMNS}))
         tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except (OSError, RuntimeError) as err:
+            tmp.unlink(missing_ok=True)
+            if disk_full(err, path.parent):
+                raise out_of_space(path, err) from err
+            raise
         os.replace(tmp, path)
 
     @classmethod
@@ -256,6 +263,51 @@ def write_cache(
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     tmp.unlink(missing_ok=True)
+    check_space(tmp, cache_bytes(num_clips, info.feature_dim, image_shape, num_logits, mirror))
+    try:
+        _write(tmp, info, entries, num_clips=num_clips, image_shape=image_shape, num_logits=num_logits, mirror=mirror)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)  # a full disk, Ctrl-C, a bad entry: no half file left behind
+        if disk_full(err, tmp.parent):
+            raise out_of_space(path, err) from err
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def cache_bytes(num_clips: int, feature_dim: int, image_shape: tuple[int, ...], num_logits: int, mirror: bool) -> int:
+    """The bytes a cache's clip arrays take (uncompressed, as :func:`write_cache` stores them)."""
+    views = 2 if mirror else 1
+    per_clip = 16 + int(np.prod(image_shape)) + 4 * views * (feature_dim + num_logits)
+    return num_clips * per_clip
+
+
+def check_space(path: Path, needed: int) -> None:
+    """Refuse to start writing ``needed`` bytes at ``path`` where the disk cannot hold them.
+
+    HDF5 does not fail cleanly on a full disk (h5py has been seen to crash the process), so the
+    space is checked before the first byte, with 5% and 16 MB to spare for metadata.
+    """
+    free = shutil.disk_usage(path.parent).free
+    want = int(needed * 1.05) + (16 << 20)
+    if want > free:
+        raise OutOfSpace(
+            f"{path.parent}: writing {path.name.removesuffix('.tmp')} needs about {want / 2**20:,.0f} MB, "
+            f"{free / 2**20:,.0f} MB are free; free some space and rerun (nothing was written, "
+            "the previous file is intact)"
+        )
+
+
+def _write(
+    tmp: Path,
+    info: CacheInfo,
+    entries: Iterable[VideoEntry],
+    *,
+    num_clips: int,
+    image_shape: tuple[int, int, int],
+    num_logits: int,
+    mirror: bool,
+) -> None:
     d = info.feature_dim
     rows: dict[str, list[Any]] = {name: [] for name in VIDEO_COLUMNS}
     total = np.zeros(d, np.float64)
@@ -321,8 +373,6 @@ def write_cache(
         _dataset(stats, "feature_mean", data=mean.astype(np.float32))
         _dataset(stats, "feature_std", data=np.sqrt(var).astype(np.float32))
         stats.attrs["num_train_clips"] = num_train
-    os.replace(tmp, path)
-    return path
 
 
 def _str_array(ds: h5py.Dataset) -> np.ndarray:

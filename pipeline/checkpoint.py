@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, disk_full, out_of_space
 
 
 def load_safely(path: str | Path) -> Any:
@@ -90,6 +90,12 @@ def save_atomic(obj: Any, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
+    try:
+        torch.save(obj, tmp)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)
+        if disk_full(err, path.parent):
+            raise out_of_space(path, err) from err
+        raise
     os.replace(tmp, path)
     return path

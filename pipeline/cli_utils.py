@@ -9,6 +9,7 @@ code 2; ``--verbose`` shows the traceback as well. Anything else is a bug and ke
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import sys
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from pipeline.errors import UserError
+from pipeline.errors import FULL, UserError
 from pipeline.version import code_version
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,14 @@ def user_errors(verbose: bool) -> Iterator[None]:
     except click.ClickException:
         raise
     except USER_ERRORS as err:
+        if verbose:
+            logger.exception("failed")
+        exc = click.ClickException(_one_line(err))
+        exc.exit_code = 2
+        raise exc from err
+    except OSError as err:
+        if err.errno not in (*FULL, errno.EROFS):  # anything else is not the user's doing
+            raise
         if verbose:
             logger.exception("failed")
         exc = click.ClickException(_one_line(err))

@@ -69,11 +69,17 @@ def test_user_mistakes_are_one_line_with_exit_2(exc: BaseException, message: str
     assert result.output.strip() == message
 
 
+def test_a_full_disk_is_one_line() -> None:
+    exc = OSError(errno.ENOSPC, "No space left on device", "/data/features.h5")
+    result = CliRunner().invoke(_command(exc))
+    assert result.exit_code == 2 and result.output.strip() == "Error: /data/features.h5: No space left on device"
+
+
 @pytest.mark.parametrize(
     "make",
     [
         lambda: np.zeros((2, 3)) @ np.zeros((2, 3)),  # a genuine bug: a numpy shape ValueError
-        lambda: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")),  # not the user's path
+        lambda: (_ for _ in ()).throw(OSError(errno.EIO, "Input/output error")),  # a failing disk: not a mistake
         lambda: {}["key"],
     ],
 )
