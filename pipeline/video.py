@@ -127,9 +127,45 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.video.strea
     return container, container.streams.video[0]
 
 
-def _fps(stream: av.video.stream.VideoStream) -> Fraction:
+#: Above this a stream's declared rate is checked against its timestamps (slow-motion phones
+#: record 240 fps; a variable-rate stream with a 1 ms time base often declares 1000).
+PLAUSIBLE_FPS = 240
+
+
+def _fps(stream: av.video.stream.VideoStream, path: str | Path) -> Fraction:
+    """The stream's frame rate: what the container says, unless that is missing or implausible.
+
+    Frame indices are ``pts x time_base x fps``, so a rate that lies (1000 fps for a 25 fps
+    variable-rate stream) turns every real frame into 40 "frames" and a clip into one frame
+    repeated. Then the rate is measured from the first packets' timestamps instead.
+    """
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    if rate and rate <= PLAUSIBLE_FPS:
+        return Fraction(rate)
+    measured = _rate_from_timestamps(path, stream.index)
+    if measured is not None:
+        return measured
     return Fraction(rate) if rate else Fraction(25)
+
+
+def _rate_from_timestamps(path: str | Path, index: int, packets: int = 60) -> Fraction | None:
+    """Frames per second from the median gap between the first ``packets`` timestamps, or None."""
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams[index]
+            stamps = []
+            for packet in container.demux(stream):
+                if packet.size and packet.pts is not None:
+                    stamps.append(packet.pts)
+                if len(stamps) >= packets:
+                    break
+            time_base = stream.time_base or Fraction(1, 1)
+    except (av.FFmpegError, OSError):
+        return None
+    gaps = sorted(b - a for a, b in zip(sorted(stamps), sorted(stamps)[1:], strict=False) if b > a)
+    if not gaps:
+        return None
+    return (1 / (gaps[len(gaps) // 2] * time_base)).limit_denominator(1001)
 
 
 def fingerprint(path: str | Path) -> str:
@@ -173,7 +209,7 @@ def count_frames(path: str | Path) -> int:
         return frame_count(Path(path))
     container, stream = _open(path)
     with container:
-        fps = _fps(stream)
+        fps = _fps(stream, path)
         time_base = stream.time_base or Fraction(1, 1)
         start = stream.start_time or 0
         last, packets = -1, 0
@@ -212,7 +248,7 @@ def probe(path: str | Path) -> VideoInfo:
         return VideoInfo(str(path), frame_count(Path(path)), 0.0, first.shape[1], first.shape[0], "frames")
     container, stream = _open(path)
     with container:
-        fps = _fps(stream)
+        fps = _fps(stream, path)
         num_frames = stream.frames
         if num_frames <= 0:
             try:
@@ -289,7 +325,7 @@ def _decode_frames(path, wanted, first_wanted, stop, size, threads):
     container, stream = _open(path)
     stream.thread_type = "AUTO"
     stream.codec_context.thread_count = threads
-    fps = _fps(stream)
+    fps = _fps(stream, path)
     time_base = stream.time_base or Fraction(1, 1)
     start = stream.start_time or 0
 

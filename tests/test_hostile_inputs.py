@@ -83,3 +83,31 @@ def test_memory_is_bounded_by_the_teachers_input_not_the_source(tmp_path: Path) 
     print(f"peak RSS {peak_gb:.2f} GB")
     assert peak_gb < 2.0
     assert len(FeatureCache(tmp_path / "f.h5")) == 4
+
+
+def test_a_stream_that_declares_1000_fps_is_counted_by_its_timestamps(tmp_path: Path) -> None:
+    """A variable-rate file with a 1 ms time base that declares 1000 fps: 50 frames ~40 ms apart."""
+    from fractions import Fraction
+
+    import av
+
+    from pipeline.video import count_frames, decode, probe
+
+    path = tmp_path / "vfr.mkv"
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=1000)
+        stream.width = stream.height = 64
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(50):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), (i * 5) % 256, np.uint8), format="rgb24")
+            frame.pts, frame.time_base = t, Fraction(1, 1000)
+            t += int(rng.choice([36, 40, 40, 44]))
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    assert probe(path).fps == pytest.approx(25, rel=0.05)
+    assert 48 <= count_frames(path) <= 52  # one per frame, not one per millisecond (~2,000)
+    frames = decode(path, list(range(16))).frames
+    assert len({int(f.mean()) for f in frames}) >= 14  # distinct frames, not one repeated
