@@ -1,6 +1,6 @@
 """dvc.yaml against the code and params.yaml: no result-changing input can change without dirtying a stage.
 
-The rule (issue 12, item 1; the header of dvc.yaml): each stage depends on
+The rule (the header of dvc.yaml): each stage depends on
 
 * every key of its params section (the section named like the stage) except the result-neutral
   ones (:data:`pipeline.config.RESULT_NEUTRAL`) and those its command line overrides

@@ -93,7 +93,7 @@ def test_bugs_keep_their_traceback(make) -> None:
     assert result.exception is exc
 
 
-def test_failed_weights_download_says_which_file_and_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_teacher_weights_download_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from torchvision.models.video import R3D_18_Weights
 
     from teacher_extract.models import build_teacher

@@ -1,4 +1,4 @@
-"""Stage one's refusals and failure accounting (issue 12): leakage, concurrent writers, a ``--out`` that is an
+"""Stage one's refusals and failure accounting: leakage, concurrent writers, a ``--out`` that is an
 input, odd dataset entries, and the failure threshold of a sharded run."""
 
 from __future__ import annotations

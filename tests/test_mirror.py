@@ -1,4 +1,4 @@
-"""Mirroring (issue 10): a mirrored frame gets the mirrored label and the teacher's features of the mirrored clip.
+"""Mirroring: a mirrored frame gets the mirrored label and the teacher's features of the mirrored clip.
 
 Stage one caches the teacher's outputs on each horizontally mirrored clip; stage two mirrors a
 frame only with those targets (or when it does not learn from targets: lambda 0); fit-teacher

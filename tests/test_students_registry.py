@@ -23,7 +23,7 @@ def test_student_names_are_ours_plus_torchvision_classifiers() -> None:
         build_student("resnet19", num_outputs=2, teacher_dim=4)
 
 
-def test_a_torchvision_student_outside_the_old_list_trains(tmp_path: Path) -> None:
+def test_a_torchvision_student_outside_the_old_list_builds_and_backpropagates(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = build_student("regnet_x_400mf", num_outputs=3, teacher_dim=8)
     images = torch.rand(2, 3, 32, 32)
@@ -54,7 +54,7 @@ def test_aux_heads_are_dropped_so_training_mode_returns_features() -> None:
     assert out.shape == (2, 2) and hallucinated.shape == (2, 4)
 
 
-def test_failed_weights_download_says_which_file_and_where(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_student_weights_download_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     def offline(url: str, *args, **kwargs):
         raise URLError("[Errno -3] Temporary failure in name resolution")
 

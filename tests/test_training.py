@@ -174,7 +174,7 @@ def test_too_few_training_clips_are_refused_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output and not (tmp_path / "r" / "checkpoint.pt").exists()
 
 
-def test_a_torchvision_student_outside_the_old_list_trains(tmp_path: Path) -> None:
+def test_training_a_torchvision_student_outside_the_old_list(tmp_path: Path) -> None:
     cache = make_cache(tmp_path / "c.h5", size=32, videos_per_class=3, clips=2)
     out = tmp_path / "run"
     metrics = train_student(
