@@ -111,6 +111,19 @@ def test_hmdb51(tmp_path: Path) -> None:
         load_dataset("hmdb51", tmp_path, "3")
 
 
+def test_hmdb51_classes_sort_by_name_where_one_prefixes_another(tmp_path: Path) -> None:
+    """The release's class pairs climb/climb_stairs, kick/kick_ball, sword/sword_exercise: alphabetical."""
+    splits = tmp_path / "testTrainMulti_7030_splits"
+    names = ["sword_exercise", "kick_ball", "climb_stairs", "sword", "kick", "climb"]
+    for name in names:
+        write_crlf(splits / f"{name}_test_split1.txt", ["a.avi 1"])
+        touch(tmp_path, f"{name}/a.avi")
+    index = load_dataset("hmdb51", tmp_path, "1")
+    assert index.classes == tuple(sorted(names))
+    assert index.classes[:2] == ("climb", "climb_stairs")
+    assert {v.path: v.label for v in index.videos}["kick_ball/a.avi"] == index.classes.index("kick_ball")
+
+
 def test_kinetics(tmp_path: Path) -> None:
     (tmp_path / "k400.csv").write_text(
         "label,youtube_id,time_start,time_end,split,is_cc\n"
@@ -127,10 +140,28 @@ def test_kinetics(tmp_path: Path) -> None:
     ]
     assert index.missing == ("train/abseiling/CCC_000005_000015.mp4",)
     (tmp_path / "other.csv").write_text("x\n")
-    with pytest.raises(DatasetError, match="exactly one Kinetics CSV"):
-        load_dataset("kinetics", tmp_path, "400")
+    assert load_dataset("kinetics", tmp_path, "400").videos == index.videos  # a CSV of something else: ignored
     with pytest.raises(DatasetError, match="missing column"):
         load_dataset("kinetics", tmp_path, "400", annotations="other.csv")
+
+
+def test_kinetics_as_released_and_downloaded(tmp_path: Path) -> None:
+    """One CSV per split; 'validate' rows whose videos sit in val/; a test CSV without labels;
+    flat split folders (the CVDF tarballs) beside label folders whose names use underscores."""
+    header = "label,youtube_id,time_start,time_end,split\n"
+    (tmp_path / "train.csv").write_text(header + '"playing guitar",AAA,10,20,train\nabseiling,BBB,0,10,train\n')
+    (tmp_path / "validate.csv").write_text(header + "abseiling,CCC,5,15,validate\n")
+    (tmp_path / "test.csv").write_text("youtube_id,time_start,time_end,split\nDDD,0,10,test\n")
+    touch(tmp_path, "train/playing_guitar/AAA_000010_000020.mp4", "train/abseiling/BBB_000000_000010.mp4")
+    touch(tmp_path, "val/CCC_000005_000015.mp4", "test/DDD_000000_000010.mp4")
+    index = load_dataset("kinetics", tmp_path, "400")
+    assert index.classes == ("abseiling", "playing guitar")
+    assert sorted((v.path, v.label, v.split) for v in index.videos) == [
+        ("train/abseiling/BBB_000000_000010.mp4", 0, "train"),
+        ("train/playing_guitar/AAA_000010_000020.mp4", 1, "train"),
+        ("val/CCC_000005_000015.mp4", 0, "val"),
+    ]
+    assert index.missing == ()
 
 
 def test_folder_split_is_seeded_and_stratified(tmp_path: Path) -> None:

@@ -34,9 +34,12 @@ def hmdb51(root: Path, split: str, **options) -> DatasetIndex:
     found = next((d for d in candidates if d.is_dir() and any(d.glob(pattern))), None)
     if found is None:
         raise DatasetError(f"no HMDB51 split files {pattern} in {', '.join(str(d) for d in candidates)}")
-    files = sorted(found.glob(pattern))
     suffix = f"_test_split{split}.txt"
-    classes = tuple(f.name[: -len(suffix)] for f in files)
+    # Sorted by class name, not by file name: "climb_test_split1.txt" sorts after
+    # "climb_stairs_test_split1.txt" ('t' > 's'), the class "climb" before "climb_stairs".
+    named = sorted((f.name[: -len(suffix)], f) for f in found.glob(pattern))
+    classes = tuple(name for name, _ in named)
+    files = [f for _, f in named]
     records: list[VideoRecord] = []
     for label, (name, path) in enumerate(zip(classes, files, strict=True)):
         for number, line in read_lines(path):
