@@ -16,16 +16,23 @@ on the static subset, the moving one, or both mixed (its ``nSplit`` 1, 2, 3: the
 option here).
 
 Classes are the class folders, sorted (the authors' ``dir`` order), the same for every subset so
-labels agree between static, moving and both.
+labels agree between static, moving and both. The release's video names are
+``<Class>_<static|moving>_cam_<NN>``, so the split file names every class too: a copy that lacks
+some class folders keeps the full class list (the labels stay those of a complete copy) and
+counts those videos as missing, as the other adapters do.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 from pathlib import Path
 
 from pipeline.datasets._common import check_options, keep_existing, keep_frame_folders, read_lines
 from pipeline.datasets.base import DatasetError, DatasetIndex, VideoRecord
 from pipeline.datasets.registry import DATASETS
+
+logger = logging.getLogger(__name__)
 
 #: subset option -> the split-file prefixes it keeps.
 SUBSETS = {"static": ("static",), "moving": ("moving",), "both": ("static", "moving")}
@@ -47,6 +54,10 @@ def _split_file(root: Path, split: str, option: str | None) -> Path:
         hint = f"split files here: {', '.join(found)}" if found else "it ships in YUP++.zip next to camera_stationary/"
         raise DatasetError(f"YUP++ split file {path} does not exist ({hint}); or set dataset option split_file")
     return path
+
+
+#: A video name of the release, ``<Class>_<static|moving>_cam_<NN>``: group 1 is its class.
+_RELEASE_NAME = re.compile(r"^(.+)_(?:static|moving)_cam_\d+$")
 
 
 def _classes(root: Path) -> tuple[str, ...]:
@@ -80,8 +91,19 @@ def yupp(root: Path, split: str, **options) -> DatasetIndex:
     frames_dir = options.get("frames_dir")
     if frames_dir is not None and (Path(frames_dir).is_absolute() or ".." in Path(frames_dir).parts):
         raise DatasetError(f"YUP++ frames_dir {frames_dir!r} must be a folder inside the root")
-    classes = _classes(root)
+    folders = set(_classes(root))
     path = _split_file(root, split, options.get("split_file"))
+    names = [line.split()[0] for _, line in read_lines(path) if line.split()]
+    named = {m[1] for name in names if (m := _RELEASE_NAME.match(name.removesuffix(VIDEO_SUFFIX)))}
+    if named - folders:
+        logger.warning(
+            "%s names %d classes without a folder in %s (%s): their videos are counted as missing",
+            path,
+            len(named - folders),
+            root,
+            ", ".join(sorted(named - folders)[:5]),
+        )
+    classes = tuple(sorted(folders | named))
     # Longest name first: should a class name hold "_" and extend another's (Fire, Fire_Forest), it wins.
     by_prefix = sorted(classes, key=len, reverse=True)
 
