@@ -14,7 +14,7 @@ from pipeline.config import load_config, read_params
 from pipeline.device import MEMORY_FORMATS, PRECISIONS
 from pipeline.outputs import OutputLock, check_output_file
 from teacher_extract.extract import ExtractConfig, ExtractionFailed, check_failures, extract, is_cache_file
-from teacher_extract.options import shared_options
+from teacher_extract.options import shared_options, with_dataset_options
 from teacher_extract.shard import find_shards, merge_shards
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ logger = logging.getLogger(__name__)
 @_opt(ExtractConfig, "out", "Cache file to write or update.", type=click.Path(dir_okay=False, path_type=Path))
 @section_option("extract_teacher")
 @common_options
-def extract_teacher(params: Path | None, verbose: bool, section: str, **options) -> None:
+def extract_teacher(params: Path | None, verbose: bool, section: str, dataset_option: dict, **options) -> None:
     """Run a 3D-CNN teacher once over a dataset and cache its features (HDF5).
 
     For every anchor frame t the teacher sees the clip t, t+s, ..., t+(clip-len - 1)*s; the cache
@@ -72,7 +72,8 @@ def extract_teacher(params: Path | None, verbose: bool, section: str, **options)
     """
     setup_logging(verbose)
     with user_errors(verbose):
-        cfg = load_config(ExtractConfig, read_params(params, section), **options)
+        values = with_dataset_options(read_params(params, section), dataset_option)
+        cfg = load_config(ExtractConfig, values, **options)
         try:
             extract(cfg)
         except ExtractionFailed as err:

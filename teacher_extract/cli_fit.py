@@ -10,7 +10,7 @@ from pipeline.cli_utils import common_options, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from teacher_extract.fit import FitConfig, fit_teacher_model
-from teacher_extract.options import shared_options
+from teacher_extract.options import shared_options, with_dataset_options
 
 
 @click.command(context_settings={"max_content_width": 110})
@@ -25,7 +25,7 @@ from teacher_extract.options import shared_options
     type=click.Path(dir_okay=False, path_type=Path),
 )
 @common_options
-def fit_teacher(params: Path | None, verbose: bool, **options) -> None:
+def fit_teacher(params: Path | None, verbose: bool, dataset_option: dict, **options) -> None:
     """Train (or fine-tune) a registry teacher on a dataset's train split.
 
     Reports clip accuracy on the test split and saves a checkpoint for extract-teacher. This
@@ -34,5 +34,6 @@ def fit_teacher(params: Path | None, verbose: bool, **options) -> None:
     """
     setup_logging(verbose)
     with user_errors(verbose):
-        cfg = load_config(FitConfig, read_params(params, "fit_teacher"), **options)
+        values = with_dataset_options(read_params(params, "fit_teacher"), dataset_option)
+        cfg = load_config(FitConfig, values, **options)
         fit_teacher_model(cfg)
