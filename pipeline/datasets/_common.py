@@ -53,9 +53,10 @@ def not_a_file(path: Path) -> str | None:
         return None
     if path.is_dir():
         return None if is_frame_folder(path) else "a directory"
-    if path.is_symlink() and not path.exists() and unusable(path) == "dangling symbolic link":
+    why = unusable(path)
+    if why == "dangling symbolic link":
         return "a dangling symbolic link"
-    return unusable(path) or "not a regular file"
+    return why or "not a regular file"
 
 
 def warn_not_files(root: Path, odd: Sequence[tuple[str, str]]) -> None:
