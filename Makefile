@@ -12,7 +12,7 @@ $(BIN)/python:
 # Reinstall only when the project's dependencies change.
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[dvc,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pipeline.autotune import cpu_name
 from pipeline.synthetic import SyntheticConfig, generate
 from pipeline.video import write_video
 
@@ -70,7 +70,7 @@ def make_ucf101(out: Path, videos: int, frames: int = 64, distinct: int = 32, wo
 def fresh_run_config() -> Iterator[Path]:
     """Point ``HALLUCINET_CACHE_DIR`` at an empty folder, so ``auto`` measures in this run.
 
-    :func:`pipeline.device.fastest_config` remembers its choice per machine; a benchmark that
+    :func:`pipeline.autotune.fastest_config` remembers its choice per machine; a benchmark that
     reports what ``auto`` chose must not read (or overwrite) a choice another run left.
     """
     old = os.environ.get("HALLUCINET_CACHE_DIR")
@@ -99,16 +99,6 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def describe_device(device: torch.device) -> dict:

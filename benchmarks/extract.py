@@ -5,7 +5,7 @@ video), for one teacher (random init) and one decoder worker count (default: eve
 
 - **forward-only**, ``forward[<precision>+<format>]``: clips/s of the teacher alone on a random
   batch of the extraction's shape, for each of fp32/bf16 x contiguous/channels_last
-  (:func:`pipeline.device.time_forward`, median of at least ``--repeats`` batches after a warm-up). A bf16
+  (:func:`pipeline.autotune.time_forward`, median of at least ``--repeats`` batches after a warm-up). A bf16
   candidate whose outputs stray from fp32's by more than ``auto``'s tolerance is listed but not
   a candidate. ``forward_best`` is the fastest candidate: the teacher's limit on this machine.
 - **auto**: the configuration ``extract-teacher`` picks by itself (``fastest_config``, measured
@@ -61,8 +61,9 @@ import torch
 from torch import nn
 
 from benchmarks.common import GPU_MACHINE_CORES, describe_device, fresh_run_config, make_ucf101
+from pipeline.autotune import RunConfig, bf16_is_native, fastest_config, screen, time_forward
 from pipeline.datasets import load_dataset
-from pipeline.device import RunConfig, bf16_is_native, fastest_config, resolve_device, screen, time_forward
+from pipeline.device import resolve_device
 from teacher_extract import extract as extract_module
 from teacher_extract.decoding import ClipDecoder, decode_loader, decode_windows
 from teacher_extract.extract import ExtractConfig, Extractor, ExtractSummary, Journal, run_extraction

@@ -21,9 +21,11 @@ into ``metrics/quick/``.
 the grid, a check that params.yaml carries the grid's choice (it stops if not), ``dvc repro``
 (the default run: every arm over ``compare_students.seeds``, the test split scored once by
 compare-students), the quick comparison (so a fresh clone's ``make run`` has a committed figure
-to match), then the knobs. The grid's and the knobs' runs train ``--jobs`` at a time
-(:func:`train_runs`); ``dvc repro`` runs its stages one by one. Nothing here changes a setting
-after seeing a test figure: the grid reads val only, and the switches reuse the default's settings.
+to match), then the knobs. Students train ``--jobs`` at a time on ``cores // jobs`` threads each
+everywhere: the grid's and the knobs' runs in worker processes (:func:`train_runs`), the DVC
+stages as parallel ``dvc repro`` calls (:mod:`benchmarks.repro`), so a seed's figures do not
+depend on which part trained it. Nothing here changes a setting after seeing a test figure: the
+grid reads val only, and the switches reuse the default's settings.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import subprocess
 import time
@@ -50,6 +51,8 @@ from student_train.train import TrainConfig, apply_arm, train_student
 from teacher_extract.extract import ExtractConfig, run_extraction
 from teacher_extract.fit import FitConfig, fit_teacher_model
 
+from .repro import cpu_count, repro
+
 logger = logging.getLogger("benchmarks.protocol")
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,10 +65,6 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 #: The seeds ``make run`` compares (what fits in its 15 minutes); the protocol writes their report too.
 QUICK_SEEDS = (0, 1, 2, 3)
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 KNOBS: dict[str, dict[str, Any]] = {
@@ -193,16 +192,33 @@ def run_pipeline(
     )
 
 
-def quick_run(seeds: tuple[int, ...]) -> None:
-    """``make run``: the default pipeline's stages for ``seeds`` only (dvc repro), and their comparison.
+def training_stages(seeds: list[int] | tuple[int, ...]) -> list[str]:
+    """The DVC stages that train students for ``seeds``: both arms, the pre-training, the fine-tuning."""
+    stages = [f"train_student@{arm}-{seed}" for arm in ARMS for seed in seeds]
+    stages += [f"{stage}@{seed}" for stage in ("pretrain_student", "finetune_student") for seed in seeds]
+    return stages
+
+
+def stage_one() -> None:
+    """``dvc repro`` of everything the students read (videos, teacher, both caches, design checks),
+    one stage at a time on every core: the grid and the student stages train on its caches."""
+    subprocess.run(["dvc", "repro", "check_benchmark", "extract_pool"], cwd=REPO, check=True)
+
+
+def repro_training(seeds: list[int] | tuple[int, ...], jobs: int, logs: Path) -> None:
+    """``dvc repro`` of the students of ``seeds``: stage one first, then the students ``jobs`` at a
+    time (:func:`benchmarks.repro.repro`), each recorded in ``dvc.lock`` as usual."""
+    stage_one()
+    repro(training_stages(seeds), jobs=jobs, logs=logs, cwd=REPO)
+
+
+def quick_run(seeds: tuple[int, ...], jobs: int, logs: Path) -> None:
+    """``make run``: the default pipeline's stages for ``seeds`` only, and their comparison.
 
     The comparison goes to ``metrics/quick/`` (the full run's is ``metrics/report.json``); after
-    ``dvc repro`` of everything, as in ``all``, the stages are up to date and only it runs.
+    the full run, as in ``all``, the stages are up to date and only it runs.
     """
-    targets = ["check_benchmark"]
-    targets += [f"train_student@{arm}-{seed}" for arm in ARMS for seed in seeds]
-    targets += [f"finetune_student@{seed}" for seed in seeds]
-    subprocess.run(["dvc", "repro", *targets], cwd=REPO, check=True)
+    repro_training(seeds, jobs, logs)
     compare = ["compare-students", "--params", "params.yaml", "--seeds", ",".join(map(str, seeds))]
     subprocess.run([*compare, "--out", "metrics/quick"], cwd=REPO, check=True)
 
@@ -288,7 +304,7 @@ def main() -> None:
         "--jobs",
         type=int,
         default=cpu_count(),
-        help="student runs trained side by side in the grid and the switches, each on cores // jobs threads",
+        help="student runs trained side by side (grid, switches, and the DVC stages), each on cores // jobs threads",
     )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, datefmt="%X")
@@ -296,12 +312,14 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if args.part in ("grid", "all"):
+        stage_one()  # the grid chooses on the very cache the default run trains on
         selection = grid(params, args.work, args.out / "selection.json", args.jobs)
     if args.part == "all":
         check_choice(params, selection)
-        subprocess.run(["dvc", "repro"], cwd=REPO, check=True)
+        repro_training([int(s) for s in params["compare_students"]["seeds"]], args.jobs, args.work / "logs")
+        subprocess.run(["dvc", "repro"], cwd=REPO, check=True)  # compare-students: the test split, once
     if args.part in ("quick", "all"):
-        quick_run(QUICK_SEEDS)
+        quick_run(QUICK_SEEDS, args.jobs, args.work / "logs")
     if args.part in ("knobs", "all"):
         seeds = [int(s) for s in args.knob_seeds.split(",")]
         knobs(params, args.work, args.out / "knobs.json", args.out / "report.json", seeds, args.jobs)

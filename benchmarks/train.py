@@ -39,8 +39,9 @@ import numpy as np
 import torch
 
 from benchmarks.common import describe_device, sync
+from pipeline.autotune import RunConfig, fastest_config
 from pipeline.cache import CacheInfo, FeatureCache, VideoEntry, write_cache
-from pipeline.device import RunConfig, autocast, fastest_config, memory_format, resolve_device
+from pipeline.device import autocast, memory_format, resolve_device
 from pipeline.profile import measure_cost
 from student_train.data import DevicePrefetcher, make_loader
 from student_train.train import TrainConfig, Trainer

@@ -34,15 +34,27 @@ class ConfigError(UserError):
     """A params file or option value is invalid; the message names the key and what is allowed."""
 
 
+def check_choice(kind: str, name: str, valid: tuple[str, ...]) -> None:
+    """Refuse ``name`` unless it is one of ``valid`` (``precision``, ``memory_format``...)."""
+    if name not in valid:
+        raise UserError(f"invalid {kind} {name!r}; choose from {', '.join(valid)}")
+
+
 def read_params(path: str | Path | None, section: str) -> dict[str, Any]:
     """Return ``params.yaml[section]`` (empty when ``path`` is ``None`` or the section is absent)."""
     if path is None:
         return {}
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"params file {path} does not exist")
+    if path.is_dir():
+        raise ConfigError(f"params file {path} is a directory")
+    try:  # not only regular files: a pipe (`--params <(make-params)`, /dev/fd/N) is read once, as it comes
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read params file {path}: {err}") from None
     try:
-        params = yaml.safe_load(path.read_text()) or {}
+        params = yaml.safe_load(text) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"params file {path} is not valid YAML: {err}") from err
     if not isinstance(params, dict):

@@ -9,8 +9,12 @@ layout, which DVC, its VS Code extension and Studio read):
   headline figures: what ``dvc exp show`` and ``dvc metrics diff`` list. DVCLive adds ``step``,
   the last epoch.
 
-dvc.yaml declares both (the stage's ``metrics:``, and ``plots:`` with ``x: step``): DVCLive writes
-no dvc.yaml of its own and saves no experiment (``dvc exp run`` makes the experiments).
+dvc.yaml declares both (the stage's ``metrics:``, and ``plots:`` with ``x: step``). The files are
+written here, in the layout DVCLive documents (tab-separated, ``step`` first; ``metrics.json``
+indented by 4), not through the ``dvclive`` package: ``dvclive.Live`` opens the DVC repository
+around the working directory (``dvc init`` in a git repository without one) and may post to
+DVC Studio, which a training command must not do, and turning that off took overriding two of
+its private methods. Without it, training needs no DVC installed at all.
 
 The files are rewritten whole from the run's history on every call, as ``log.csv`` is, so a
 resumed run's files equal an uninterrupted run's, and identical runs write identical files (no
@@ -20,35 +24,26 @@ on the device: it changes no trained number. The trainers call it on their main 
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-
-from dvclive import Live
 
 #: Per-epoch columns that are not figures of the run: the step itself, and wall-clock time (it
 #: would make identical runs' files differ, and DVC rerun nothing on it anyway).
 NOT_PLOTTED = frozenset({"epoch", "seconds"})
 
 
-class _FilesOnlyLive(Live):
-    """A :class:`dvclive.Live` that writes its files and nothing else.
-
-    A plain ``Live`` opens the DVC repository around the working directory (and in a git
-    repository without DVC, runs ``dvc init`` there), and may post to DVC Studio. A training
-    command should do neither: DVC finds these files through dvc.yaml, and training runs offline.
-    """
-
-    def _init_dvc(self) -> None:
-        return None
-
-    def _init_studio(self) -> None:
-        self._studio_events_to_skip.update({"start", "data", "done"})
-
-
 def _is_figure(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _cell(value: float) -> float | str:
+    """A curve's value as DVCLive writes it: non-finite values as text (``nan``, ``inf``)."""
+    return value if math.isfinite(value) else str(value)
 
 
 def write_live(
@@ -68,16 +63,32 @@ def write_live(
     Returns:
         The folder.
     """
-    live = _FilesOnlyLive(dir=str(folder), resume=False, report=None, save_dvc_exp=False, dvcyaml=None)
+    folder = Path(folder)
+    curves: dict[str, list[tuple[int, float | str]]] = {}
+    latest: dict[str, float | str] = {}
     for row in history:
-        live.step = int(row["epoch"])
         for name, value in row.items():
             if name not in NOT_PLOTTED and _is_figure(value):
-                live.log_metric(name, float(value))
+                cell = _cell(float(value))
+                curves.setdefault(name, []).append((int(row["epoch"]), cell))
+                latest[name] = cell
+    plots = folder / "plots" / "metrics"
+    shutil.rmtree(plots, ignore_errors=True)
+    plots.mkdir(parents=True)
+    for name, points in curves.items():
+        with open(plots / f"{name}.tsv", "w", encoding="utf-8", newline="") as fh:
+            writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+            writer.writerow(["step", name])
+            writer.writerows(points)
+    figures: dict[str, Any] = latest
     if summary is not None:
-        live.summary = {name: value for name, value in summary.items() if _is_figure(value)}
-    live.make_summary()
-    return Path(folder)
+        figures = {name: value for name, value in summary.items() if _is_figure(value)}
+    if history:
+        figures = {**figures, "step": int(history[-1]["epoch"])}
+    with open(folder / "metrics.json", "w", encoding="utf-8") as fh:
+        json.dump(figures, fh, indent=4)
+        fh.write("\n")
+    return folder
 
 
 def pick(metrics: Mapping[str, Any], names: Iterable[str]) -> dict[str, float]:

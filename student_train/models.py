@@ -25,7 +25,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 
 from pipeline.checkpoint import read_state_dict
@@ -50,10 +49,22 @@ _HEAD_ATTRIBUTES = ("fc", "classifier", "heads", "head")
 _PROBE_SIZES = (64, 224, 299)
 
 
+def _torchvision():
+    """torchvision, imported only when a torchvision student is asked for.
+
+    Importing it pulls in ``torch._dynamo``: 1.9 of the 4.2 s that starting train-student took
+    (``python -X importtime -c "import student_train.cli"``), paid by every run of our own students.
+    """
+    import torchvision
+
+    return torchvision
+
+
 @functools.cache
 def torchvision_students() -> tuple[str, ...]:
     """torchvision's image classifiers (not its detection, segmentation, video or quantized models)."""
-    return tuple(sorted(torchvision.models.list_models(module=torchvision.models)))
+    tv = _torchvision()
+    return tuple(sorted(tv.models.list_models(module=tv.models)))
 
 
 def student_names() -> list[str]:
@@ -112,7 +123,7 @@ def _feature_dim(model: nn.Module, name: str) -> int:
 
 def _weights_help(name: str, weights: str, err: Exception) -> UserError:
     """One line saying which file a failed weights download needed, and where to put it offline."""
-    member = torchvision.models.get_model_weights(name)[weights]
+    member = _torchvision().models.get_model_weights(name)[weights]
     file = Path(urlparse(member.url).path).name
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     return UserError(
@@ -125,7 +136,7 @@ def _torchvision_student(name: str, weights: str | None) -> tuple[nn.Module, int
     """A torchvision classifier with its classification layer cut off, and its feature width."""
     kwargs = {"init_weights": True} if weights is None and name in ("googlenet", "inception_v3") else {}
     try:
-        model = torchvision.models.get_model(name, weights=weights, **kwargs)
+        model = _torchvision().models.get_model(name, weights=weights, **kwargs)
     except (OSError, RuntimeError) as err:  # URLError, socket and disk errors; a bad download's hash check
         if weights is None:
             raise
@@ -193,7 +204,7 @@ def small(weights: str | None) -> tuple[nn.Module, int]:
 def _resolve_weights(name: str, weights: str) -> str:
     """Check a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``, ``Enum.MEMBER``) before any download."""
     try:
-        enum = torchvision.models.get_model_weights(name)
+        enum = _torchvision().models.get_model_weights(name)
     except ValueError:
         raise UserError(f"student {name!r} has no torchvision weights") from None
     member = weights.split(".")[-1]

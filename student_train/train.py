@@ -30,8 +30,8 @@ import torch
 
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.checkpoint import load_safely, save_atomic
-from pipeline.config import config_dict
-from pipeline.device import PRECISIONS, autocast, check_choice, check_device, resolve_device, resolve_precision
+from pipeline.config import check_choice, config_dict
+from pipeline.device import PRECISIONS, autocast, check_device, resolve_device, resolve_precision
 from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
 from pipeline.errors import UserError
 from pipeline.live import pick, write_live

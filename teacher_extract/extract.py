@@ -37,21 +37,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.autotune import RunConfig, fastest_config
 from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read_info, write_cache
 from pipeline.clips import parse_anchor_policy
-from pipeline.config import config_dict
+from pipeline.config import check_choice, config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
-from pipeline.device import (
-    MEMORY_FORMATS,
-    PRECISIONS,
-    RunConfig,
-    autocast,
-    check_choice,
-    check_device,
-    fastest_config,
-    memory_format,
-    resolve_device,
-)
+from pipeline.device import MEMORY_FORMATS, PRECISIONS, autocast, check_device, memory_format, resolve_device
 from pipeline.distributed import (
     all_gather_objects,
     barrier,
@@ -67,10 +58,10 @@ from pipeline.progress import progress
 from pipeline.version import code_version
 from pipeline.video import fingerprint
 from teacher_extract.decoding import ClipDecoder, DecodedClips, decode_loader
-from teacher_extract.fit import trained_on
 from teacher_extract.models import Teacher, build_teacher
 from teacher_extract.plan import Known, PlanItem, ReusePlan, plan_reuse
 from teacher_extract.shard import find_shards, merge_shards, parse_shard, select_shard, shard_path
+from teacher_extract.teacher_checkpoint import trained_on
 
 logger = logging.getLogger(__name__)
 
@@ -467,7 +458,13 @@ class Journal:
 
 
 def feature_key(cfg: ExtractConfig, teacher: Teacher, run: RunConfig) -> str:
-    """Hash of everything that determines a clip's features and stored frame."""
+    """Hash of everything that determines a clip's features and stored frame.
+
+    Not the memory format: it changes only the order of a convolution's float sums (features
+    agree to about 1e-6, tests/test_distributed.py), a speed choice each machine may make for
+    itself, so ``--shard`` jobs timed on different machines still merge. The precision stays: bf16
+    features differ from fp32's by about 1e-2.
+    """
     spec = {
         "teacher": cfg.teacher,
         "weights": teacher.weights_id,
@@ -479,7 +476,6 @@ def feature_key(cfg: ExtractConfig, teacher: Teacher, run: RunConfig) -> str:
         "image_size": cfg.image_size,
         "mirror": cfg.mirror,
         "precision": run.precision,
-        "memory_format": run.memory_format,
     }
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
 
@@ -743,12 +739,11 @@ def extract(cfg: ExtractConfig) -> ExtractSummary:
     world = world_from_env()
     if not world.distributed:
         sharded = parse_shard(cfg.shard)[1] > 1
-        if sharded and "auto" in (cfg.precision, cfg.memory_format):
+        if sharded and cfg.precision == "auto":
             raise UserError(
-                "--shard jobs must agree on the teacher's precision and memory format, and each machine "
-                "would time them by itself (the choice is part of the cache key, so merge-cache would refuse "
-                "the shards): set --precision and --memory-format (extract-teacher without --shard logs "
-                "what auto picks on a machine)"
+                "--shard jobs must agree on the teacher's precision, and each machine would time it by itself "
+                "(the precision is part of the cache key, so merge-cache would refuse the shards): set "
+                "--precision fp32 or bf16 (extract-teacher without --shard logs what auto picks on a machine)"
             )
         summary = run_extraction(cfg, apply_threshold=not sharded)
         if sharded:

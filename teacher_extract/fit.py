@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.data import Dataset
 
-from pipeline.checkpoint import load_safely, save_atomic
+from pipeline.checkpoint import save_atomic
 from pipeline.clips import clip_windows, random_starts, window
 from pipeline.config import config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
@@ -49,6 +49,7 @@ from pipeline.progress import progress
 from pipeline.video import VideoError, decode, fingerprint
 from teacher_extract.decoding import decode_loader
 from teacher_extract.models import Teacher, build_teacher
+from teacher_extract.teacher_checkpoint import is_teacher_checkpoint
 
 logger = logging.getLogger(__name__)
 
@@ -218,28 +219,6 @@ LIVE_SUMMARY = ("test_clip_accuracy", "test_clip_accuracy_mirrored", "cost_gflop
 def live_dir(out: Path) -> Path:
     """The DVCLive folder of the checkpoint ``out``: ``models/teacher.pt`` -> ``models/teacher.dvclive``."""
     return out.with_suffix(".dvclive")
-
-
-def is_teacher_checkpoint(path: Path) -> bool:
-    """Whether ``path`` is a checkpoint ``fit-teacher`` wrote (the only file its ``--out`` may replace)."""
-    try:
-        ckpt = load_safely(path)
-    except UserError:
-        return False
-    return isinstance(ckpt, dict) and "teacher" in ckpt and "state_dict" in ckpt
-
-
-def trained_on(path: str | Path) -> dict[str, Any] | None:
-    """The training set a ``fit-teacher`` checkpoint records (``{dataset, split, videos: [[path, fingerprint]]}``).
-
-    ``None`` for any other checkpoint (a third-party file records nothing).
-    """
-    try:
-        ckpt = load_safely(path)
-    except UserError:  # not ours to judge here: build_teacher reports unreadable weights
-        return None
-    record = ckpt.get("trained_on") if isinstance(ckpt, dict) else None
-    return record if isinstance(record, dict) and isinstance(record.get("videos"), list) else None
 
 
 def fit_teacher_model(cfg: FitConfig) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,3 +61,16 @@ def test_non_numbers_are_still_refused(key: str, value: str, message: str) -> No
 def test_plain_integers_stay_exact() -> None:
     assert load_config(_Cfg, {"epochs": "12345678901234567891"}).epochs == 12345678901234567891
     assert load_config(_Cfg, yaml.safe_load("epochs: 3")).epochs == 3
+
+
+def test_params_from_a_pipe_are_read(tmp_path: Path) -> None:
+    """``--params <(generate-params)`` hands the command /dev/fd/N, a pipe, not a regular file."""
+    r, w = os.pipe()
+    os.write(w, b"train_student:\n  epochs: 7\n")
+    os.close(w)
+    try:
+        assert read_params(f"/dev/fd/{r}", "train_student") == {"epochs": 7}
+    finally:
+        os.close(r)
+    with pytest.raises(ConfigError, match="is a directory"):
+        read_params(tmp_path, "train_student")

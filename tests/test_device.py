@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline import device as device_module
-from pipeline.device import check_choice, check_device, fastest_config, resolve_device, resolve_precision, screen
+from pipeline import autotune as autotune_module
+from pipeline.autotune import fastest_config, screen
+from pipeline.config import check_choice
+from pipeline.device import check_device, resolve_device, resolve_precision
 from pipeline.errors import UserError
 
 CPU = torch.device("cpu")
@@ -32,7 +34,7 @@ class FakeMeasure:
 @pytest.fixture(autouse=True)
 def native_bf16(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests are about choosing among candidates: bf16 is one, whatever this CPU supports."""
-    monkeypatch.setattr(device_module, "bf16_is_native", lambda device: True)
+    monkeypatch.setattr(autotune_module, "bf16_is_native", lambda device: True)
 
 
 RATES = {"fp32+contiguous": 10.0, "fp32+channels_last": 20.0, "bf16+contiguous": 30.0, "bf16+channels_last": 5.0}
@@ -99,7 +101,7 @@ def test_fixed_choices_are_not_measured(run_config_store: Path) -> None:
 
 
 def test_emulated_bf16_is_not_a_candidate(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(device_module, "bf16_is_native", lambda device: False)
+    monkeypatch.setattr(autotune_module, "bf16_is_native", lambda device: False)
     measure = FakeMeasure(RATES)
     choice = fastest_config("m", MODEL, EXAMPLE, CPU, measure=measure)
     assert choice.precision == "fp32" and not any(c.startswith("bf16") for c in measure.calls)

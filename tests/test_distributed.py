@@ -137,15 +137,38 @@ def test_ranks_share_rank_0s_auto_choice(tmp_path: Path) -> None:
     fresh = {"HALLUCINET_CACHE_DIR": str(tmp_path / "choices")}
     log = torchrun("extract-teacher", *without_fixed_run_config(extract_args(root, out)), cwd=tmp_path, env=fresh)
     assert log.count("for every rank") == 1 and "all 2 ranks: 4 videos (4 extracted" in log
-    assert out.is_file()
+    # One process with the choice rank 0 remembered: the same cache.
+    single = tmp_path / "one" / "features.h5"
+    args = [str(BIN / "extract-teacher"), *without_fixed_run_config(extract_args(root, single))]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **fresh}
+    subprocess.run(args, cwd=tmp_path, env=env, check=True, capture_output=True, timeout=300)
+    assert_same_cache(single, out)
 
 
-def test_shard_jobs_with_auto_are_refused_up_front(tmp_path: Path) -> None:
+def test_shard_jobs_with_auto_precision_are_refused_up_front(tmp_path: Path) -> None:
     root = make_dataset(tmp_path / "data")
-    args = [*without_fixed_run_config(extract_args(root, tmp_path / "f.h5")), "--shard", "0/2"]
-    result = CliRunner().invoke(extract_teacher, args)
-    assert result.exit_code == 2 and "--shard jobs must agree" in result.output
+    args = [*without_fixed_run_config(extract_args(root, tmp_path / "f.h5")), "--memory-format", "auto"]
+    result = CliRunner().invoke(extract_teacher, [*args, "--shard", "0/2"])
+    assert result.exit_code == 2 and "--shard jobs must agree on the teacher's precision" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_shards_in_different_memory_formats_merge_into_the_single_process_cache(tmp_path: Path) -> None:
+    """The memory format is each machine's speed choice: not in the cache key, so such shards merge,
+    and their features equal one process's within float reordering."""
+    root = make_dataset(tmp_path / "data", videos_per_class=2)
+    single, jobs = tmp_path / "one" / "features.h5", tmp_path / "jobs" / "features.h5"
+    run_extraction(config(root, single, teacher_weights="random"))
+    for i, fmt in enumerate(("channels_last", "contiguous")):
+        run_extraction(
+            config(root, jobs, teacher_weights="random", shard=f"{i}/2", memory_format=fmt), apply_threshold=False
+        )
+    result = CliRunner().invoke(merge_cache, ["--out", str(jobs)])
+    assert result.exit_code == 0, result.output
+    x, y = FeatureCache(single), FeatureCache(jobs)
+    assert x.info.config_key == y.info.config_key
+    rows = np.arange(len(x))
+    np.testing.assert_allclose(x.features(rows), y.features(rows), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

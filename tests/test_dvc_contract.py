@@ -532,6 +532,24 @@ def test_deps_exist_and_every_code_dep_is_imported(stage: StageInfo) -> None:
     assert not unused, f"{stage.pipeline}:{stage.name}: deps its command never imports: {unused}"
 
 
+#: Couplings that must stay cut: editing the left module must not rerun the stages on the right.
+CUT = {
+    "teacher_extract/fit.py": ("extract_teacher", "extract_pool"),
+    "pipeline/live.py": ("extract_teacher", "extract_pool"),
+    "pipeline/autotune.py": ("train_student", "pretrain_student", "finetune_student", "fit_teacher"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(CUT))
+def test_editing_a_module_does_not_rerun_stages_that_have_no_use_for_it(module: str) -> None:
+    """fit-teacher's code is not extraction's (it reads two facts of a checkpoint, in their own
+    module), and the precision autotuner is extraction's alone: the import closures, which the
+    deps must equal (above), keep them apart."""
+    for stage in ALL_STAGES:
+        if stage.name.split("@")[0] in CUT[module]:
+            assert not covered(REPO / module, stage.deps), f"{stage.pipeline}:{stage.name} depends on {module}"
+
+
 def test_closure_follows_imports_inside_functions_and_discovered_modules() -> None:
     files = {str(p.relative_to(REPO)) for p in closure("teacher_extract.cli")}
     assert "pipeline/datasets/ucf101.py" in files  # found by the registry, never imported by name

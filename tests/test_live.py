@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,17 @@ def test_logging_changes_no_trained_number(tmp_path: Path, monkeypatch: pytest.M
     assert summary["video_top1"] == logged_metrics["video_top1"] == silent_metrics["video_top1"]
     loss = (live / "plots/metrics/loss.tsv").read_text().splitlines()
     assert loss == ["step\tloss", *(f"{r['epoch']}\t{r['loss']}" for r in logged.history)]
+
+
+def test_the_commands_import_neither_dvc_nor_dvclive() -> None:
+    """`pip install .` brings no DVC (it is the ``dvc`` extra): every console script starts without it."""
+    from importlib import metadata
+
+    required = [r for r in metadata.requires("hallucinet") if "extra ==" not in r]
+    assert required and not [r for r in required if r.lower().startswith("dvc")]
+    scripts = [e for e in metadata.entry_points(group="console_scripts") if e.dist and e.dist.name == "hallucinet"]
+    modules = sorted({e.module for e in scripts})
+    assert len(modules) >= 5
+    code = f"import sys; import {', '.join(modules)}; print(sorted(m for m in sys.modules if m.startswith('dvc')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
