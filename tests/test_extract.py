@@ -252,7 +252,7 @@ def test_a_header_that_overstates_its_frames(tmp_path: Path, caplog: pytest.LogC
     truncated_avi(cut, moving_square(60, 32, 48), keep=24)  # the header still says 60
     one_short = add_video(root, "v_short_g09_c02.avi", 1, moving_square(30, 32, 48))
     truncated_avi(one_short, moving_square(30, 32, 48), keep=29)  # off by one: common and harmless
-    with caplog.at_level(logging.DEBUG, logger="teacher_extract.extract"):
+    with caplog.at_level(logging.DEBUG, logger="teacher_extract"):
         summary = run_extraction(config(root, tmp_path / "f.h5", anchors="stride:4"))
     assert summary.failed == 0 and summary.header_mismatches == 2
     cache = FeatureCache(tmp_path / "f.h5")
