@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -490,11 +490,6 @@ class FeatureCache:
     def logits(self, rows: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray | None:
         """``(n, C)`` teacher logits (of the mirrored clip where ``mirrored``), or ``None`` without logits."""
         return self._read_mirrored("logits", rows, mirrored) if self.has_logits else None
-
-    def entries(self) -> Iterator[VideoEntry]:
-        """Every video's entry in row order (used to carry unchanged videos into a new cache)."""
-        for v in range(len(self.videos)):
-            yield self.entry(v)
 
     def entry(self, v: int) -> VideoEntry:
         first, n = int(self.videos.first_clip[v]), int(self.videos.num_clips[v])

@@ -36,9 +36,9 @@ from student_train.evaluate import evaluate_checkpoint
 logger = logging.getLogger(__name__)
 
 #: Per-run figures summarised over seeds (those a run has).
-FIGURES = tuple(m.name for m in (*CLASSIFICATION, *REGRESSION, *FIDELITY, *TEACHER, *COST))
+FIGURES = (*CLASSIFICATION, *REGRESSION, *FIDELITY, *TEACHER, *COST)
 #: Figures compared between the arms (the teacher's and the mean predictor's are the same in both).
-COMPARED = tuple(m.name for m in (*CLASSIFICATION, *REGRESSION, *FIDELITY[:2]))
+COMPARED = (*CLASSIFICATION, *REGRESSION, *FIDELITY[:2])
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (any statistics table).
 _T975 = (

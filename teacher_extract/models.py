@@ -388,12 +388,3 @@ def _replace_head(model: nn.Module, spec: TeacherSpec, num_classes: int) -> nn.M
 
 def _is_head_key(key: str, spec: TeacherSpec) -> bool:
     return key.startswith(spec.head_weight.rsplit(".", 1)[0] + ".")
-
-
-def state_dict_size(model: nn.Module) -> float:
-    """Parameters in millions (for logs)."""
-    return sum(p.numel() for p in model.parameters()) / 1e6
-
-
-def describe(teacher: Teacher) -> str:
-    return f"{teacher.name} ({teacher.weights_id}, {state_dict_size(teacher):.1f}M params, {teacher.feature_dim}-d)"

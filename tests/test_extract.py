@@ -93,14 +93,14 @@ def test_incremental_add_change_remove(dataset: Path, tmp_path: Path) -> None:
     cfg = config(dataset, out)
     run_extraction(cfg)
     cache = FeatureCache(out)
-    before = {e.path: e.features for e in cache.entries()}
+    before = {e.path: e.features for e in map(cache.entry, range(len(cache.videos)))}
     cache.close()
     add_video(dataset, "v_new_g09_c01.avi", 1, moving_square(24, 32, 48, seed=9))
     summary = run_extraction(cfg)
     assert (summary.extracted, summary.skipped, summary.removed) == (1, 4, 0)
     after = FeatureCache(out)
     assert len(after.videos.path) == 5 and "UCF-101/MoveRight/v_new_g09_c01.avi" in list(after.videos.path)
-    for entry in after.entries():
+    for entry in map(after.entry, range(len(after.videos))):
         if entry.path in before:
             np.testing.assert_array_equal(before[entry.path], entry.features)
 
