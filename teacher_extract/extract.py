@@ -84,7 +84,7 @@ class ExtractConfig:
     max_failed_fraction: float = 0.1
     seed: int = 0
     shard: str = ""
-    out: str = "features.h5"
+    out: str = "data/features.h5"  # where train-student --cache looks by default
 
     def validate(self) -> None:
         parse_anchor_policy(self.anchors)
