@@ -20,8 +20,8 @@ video), for one teacher (random init) and one decoder worker count (default: eve
 - **pipeline-only**: ``Extractor.run`` with a *null teacher* (same preset, returns zeros, no
   compute): decode + device preprocessing + batching + output copies + journal, no model.
 - **extract**: the real ``run_extraction`` with precision and memory format ``auto``: clips per
-  second of its extraction loop (``Extractor.run``: from starting the decoders to the last
-  journal write); ``extract_end_to_end`` divides by the whole call instead (building the
+  second of its extraction loop (``ExtractSummary.loop_seconds``: from starting the decoders to the
+  last journal write); ``extract_end_to_end`` divides by the whole call instead (building the
   teacher, fingerprinting every file, assembling the HDF5 cache; not ``auto``'s one-time probe,
   which is remembered per machine).
 
@@ -54,7 +54,6 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -64,9 +63,10 @@ from benchmarks.common import GPU_MACHINE_CORES, describe_device, fresh_run_conf
 from pipeline.autotune import RunConfig, bf16_is_native, fastest_config, screen, time_forward
 from pipeline.datasets import load_dataset
 from pipeline.device import resolve_device
-from teacher_extract import extract as extract_module
 from teacher_extract.decoding import ClipDecoder, decode_loader, decode_windows
-from teacher_extract.extract import ExtractConfig, Extractor, ExtractSummary, Journal, run_extraction
+from teacher_extract.engine import Extractor
+from teacher_extract.extract import ExtractConfig, ExtractSummary, run_extraction
+from teacher_extract.journal import Journal
 from teacher_extract.models import build_teacher
 from teacher_extract.plan import PlanItem
 
@@ -189,26 +189,6 @@ def pipeline_only(cfg: ExtractConfig, root: Path, records, teacher, device: torc
     return {"clips": summary.clips_extracted, "seconds": seconds, "clips_per_s": summary.clips_extracted / seconds}
 
 
-@contextlib.contextmanager
-def timed_extractor_runs() -> Iterator[list[float]]:
-    """Record the seconds of every ``Extractor.run`` call made by ``run_extraction`` inside the block."""
-    seconds: list[float] = []
-    original = extract_module.Extractor.run
-
-    def run(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return original(self, *args, **kwargs)
-        finally:
-            seconds.append(time.perf_counter() - t0)
-
-    extract_module.Extractor.run = run
-    try:
-        yield seconds
-    finally:
-        extract_module.Extractor.run = original
-
-
 def defaults(device: torch.device, workers: int, quick: bool) -> dict:
     """Sizes that keep each timed pass a few seconds long: more videos where more workers decode."""
     per_worker = 8 if quick else 24
@@ -281,16 +261,15 @@ def measure(
         resize = resize_share(root, paths[:solo_videos], cfg, model.preset)
         pipeline = pipeline_only(cfg, root, index.videos, model, dev, auto)
         del model
-        with timed_extractor_runs() as loop_seconds:
-            t0 = time.perf_counter()
-            summary = run_extraction(cfg)
-            wall = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        summary = run_extraction(cfg)
+        wall = time.perf_counter() - t0
         cache_bytes = Path(cfg.out).stat().st_size
     if summary.failed:
         raise RuntimeError(f"{summary.failed} videos failed in the extraction: {summary.failures[:3]}")
 
     forward_best = forward[best]["clips_per_s"]
-    extract_rate = summary.clips_extracted / loop_seconds[0]
+    extract_rate = summary.clips_extracted / summary.loop_seconds
     limit = min(forward_best, decode["clips_per_s"])
     return {
         "machine": describe_device(dev),
@@ -314,7 +293,7 @@ def measure(
         "pipeline_only": pipeline,
         "resize": resize,
         "extract_clips_per_s": extract_rate,
-        "extract_loop_s": loop_seconds[0],
+        "extract_loop_s": summary.loop_seconds,
         "extract_end_to_end_s": wall,
         "extract_end_to_end_clips_per_s": summary.clips_extracted / wall,
         "cache_bytes": cache_bytes,

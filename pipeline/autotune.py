@@ -27,6 +27,8 @@ import torch
 
 from pipeline.config import check_choice
 from pipeline.device import MEMORY_FORMATS, PRECISIONS, autocast, memory_format
+from pipeline.errors import OutOfSpace
+from pipeline.outputs import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -239,8 +241,7 @@ def _write_json(path: Path, data: dict) -> None:
     # Best effort: a read-only home must not stop a run, it only makes the next run measure again.
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
-    except OSError as err:
+        with atomic_path(path, unique=True) as tmp:
+            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
+    except (OSError, OutOfSpace) as err:
         logger.debug("cannot remember the run configuration in %s: %s", path, err)

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from pipeline.errors import OutOfSpace, UserError, disk_full, out_of_space
+from pipeline.errors import OutOfSpace, UserError
+from pipeline.outputs import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -211,18 +212,8 @@ class VideoEntry:
         """Write this entry to an ``.npz`` journal file atomically (temp file + rename)."""
         arrays = {name: getattr(self, name) for name in _ENTRY_ARRAYS if getattr(self, name) is not None}
         arrays["meta"] = np.array(json.dumps({k: getattr(self, k) for k in ENTRY_COLUMNS}))
-        tmp = path.with_name(path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **arrays)
-                fh.flush()
-                os.fsync(fh.fileno())
-        except (OSError, RuntimeError) as err:
-            tmp.unlink(missing_ok=True)
-            if disk_full(err, path.parent):
-                raise out_of_space(path, err) from err
-            raise
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)  # into the open file: given a name, np.savez would append ".npz"
 
     @classmethod
     def load(cls, path: Path) -> VideoEntry:
@@ -261,17 +252,9 @@ def write_cache(
         The path written.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    check_space(tmp, cache_bytes(num_clips, info.feature_dim, image_shape, num_logits, mirror))
-    try:
+    with atomic_path(path) as tmp:
+        check_space(tmp, cache_bytes(num_clips, info.feature_dim, image_shape, num_logits, mirror))
         _write(tmp, info, entries, num_clips=num_clips, image_shape=image_shape, num_logits=num_logits, mirror=mirror)
-    except BaseException as err:
-        tmp.unlink(missing_ok=True)  # a full disk, Ctrl-C, a bad entry: no half file left behind
-        if disk_full(err, tmp.parent):
-            raise out_of_space(path, err) from err
-        raise
-    os.replace(tmp, path)
     return path
 
 
@@ -507,11 +490,6 @@ class FeatureCache:
     def logits(self, rows: np.ndarray, mirrored: np.ndarray | None = None) -> np.ndarray | None:
         """``(n, C)`` teacher logits (of the mirrored clip where ``mirrored``), or ``None`` without logits."""
         return self._read_mirrored("logits", rows, mirrored) if self.has_logits else None
-
-    def entries(self) -> Iterator[VideoEntry]:
-        """Every video's entry in row order (used to carry unchanged videos into a new cache)."""
-        for v in range(len(self.videos)):
-            yield self.entry(v)
 
     def entry(self, v: int) -> VideoEntry:
         first, n = int(self.videos.first_clip[v]), int(self.videos.num_clips[v])

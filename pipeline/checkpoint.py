@@ -9,7 +9,6 @@ What we write (state_dicts, numbers, strings, lists and dicts of them) loads tha
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import re
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 
 import torch
 
-from pipeline.errors import UserError, disk_full, out_of_space
+from pipeline.errors import UserError
+from pipeline.outputs import atomic_path
 
 
 def load_safely(path: str | Path) -> Any:
@@ -86,16 +86,9 @@ def file_hash(path: str | Path) -> str:
 
 
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``<path>.tmp`` then rename: readers see the old file or the new one, never half."""
+    """``torch.save`` through :func:`~pipeline.outputs.atomic_path`: readers see the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-    except (OSError, RuntimeError) as err:
-        tmp.unlink(missing_ok=True)
-        if disk_full(err, path.parent):
-            raise out_of_space(path, err) from err
-        raise
-    os.replace(tmp, path)
     return path

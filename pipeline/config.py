@@ -9,7 +9,6 @@ the user actually gave. Unknown keys are errors that list the valid ones, so a t
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import reprlib
 import types
@@ -190,11 +189,6 @@ def config_dict(cfg: Any) -> dict[str, Any]:
         return value
 
     return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
-
-
-def config_json(cfg: Any) -> str:
-    """Canonical JSON of a config: sorted keys, so identical configs give identical bytes."""
-    return json.dumps(config_dict(cfg), sort_keys=True)
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:

@@ -4,23 +4,25 @@ Commands write big files (a feature cache, a run folder) that take hours to make
 writing the same ``--out`` at once (a resubmitted Slurm job, a second terminal) corrupt each
 other, and an ``--out`` that points at the wrong thing (the input cache, a folder of photos)
 destroys it. :class:`OutputLock` prevents the first; :func:`check_output_file` and
-:func:`check_output_dir` refuse the second, in one line, before anything is written.
+:func:`check_output_dir` refuse the second, in one line, before anything is written; and
+:func:`atomic_path` makes every file a command writes appear whole or not at all.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pipeline.errors import UserError
+from pipeline.errors import UserError, disk_full, out_of_space
 
 logger = logging.getLogger(__name__)
 
@@ -251,3 +253,32 @@ def check_output_dir(out: Path, *, kind: str, marker_files: tuple[str, ...]) -> 
             f"{out} is not empty ({shown}) and holds no {kind} output (none of {', '.join(marker_files)}); "
             "refusing to write into it: choose another --out or remove it"
         )
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, unique: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``path`` to write by name; moved over ``path`` when the block succeeds.
+
+    Before the rename the file is fsynced, so after a crash (a power cut too) ``path`` holds the
+    old file or the whole new one, never half. Any error (a full disk, Ctrl-C, a bad entry)
+    removes the temporary file, and a full disk becomes one :class:`~pipeline.errors.OutOfSpace`
+    line naming ``path``. The temporary name is ``<path>.tmp``, so a run killed mid-write leaves
+    one file that the next run overwrites; ``unique`` adds the process id, for a file that
+    processes may write at the same time without a lock (the autotuner's memo).
+    """
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp" if unique else f"{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException as err:
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError | RuntimeError) and disk_full(err, path.parent):
+            raise out_of_space(path, err) from err
+        raise
+    os.replace(tmp, path)

@@ -21,13 +21,12 @@ def count_gflops(model: nn.Module, example: torch.Tensor) -> float:
 def measure_cost(model: nn.Module, example: torch.Tensor, repeats: int = 5) -> dict[str, float]:
     """GFLOPs of one forward pass on ``example`` and its median latency in milliseconds.
 
-    FLOPs are counted by PyTorch's FlopCounterMode (multiply-adds count as 2), so they do
-    not depend on the machine; latency is the median of ``repeats`` timed runs after a warm-up.
+    FLOPs as :func:`count_gflops` counts them (exact, machine-independent); latency is the
+    median of ``repeats`` timed runs after a warm-up.
     """
     was_training = model.training
     model.eval()
-    with FlopCounterMode(display=False) as counter:
-        model(example)
+    gflops = count_gflops(model, example)
     times = []
     for _ in range(repeats + 1):
         t0 = time.perf_counter()
@@ -35,4 +34,4 @@ def measure_cost(model: nn.Module, example: torch.Tensor, repeats: int = 5) -> d
         times.append(time.perf_counter() - t0)
     model.train(was_training)
     times = sorted(times[1:])
-    return {"gflops": counter.get_total_flops() / 1e9, "latency_ms": 1000 * times[len(times) // 2]}
+    return {"gflops": gflops, "latency_ms": 1000 * times[len(times) // 2]}

@@ -237,8 +237,8 @@ def draw_params(
 class ObjectState:
     """What one frame shows of the object: where it is, its angle and radius, and where its cue points.
 
-    ``cue`` is the class the pose cue points to: the true class when the video's cue agrees,
-    the class's mirror-pair partner otherwise (same shape, opposite motion).
+    ``cue_sign`` is the direction the pose cue points (+1 or -1): the true motion's when the
+    video's cue agrees, its mirror-pair partner's otherwise (same shape, opposite motion).
     """
 
     x: float

@@ -316,6 +316,18 @@ def decode(
     return DecodedVideo(np.stack(rows), tuple(order), last[0] + 1, float(fps), num_decoded)
 
 
+def upright(image: np.ndarray, rotation: float) -> np.ndarray:
+    """``(H, W, 3)`` ``image`` turned as its container says it is to be shown.
+
+    Phones record portrait video as landscape frames plus a display matrix that says "turn
+    ``rotation`` degrees counterclockwise" (PyAV's ``VideoFrame.rotation``, what players apply);
+    read without it, every such clip would reach the teacher lying on its side. Multiples of 90
+    only (the matrix of a real recording holds nothing else); 0 returns ``image`` itself.
+    """
+    k = round(rotation / 90) % 4
+    return np.ascontiguousarray(np.rot90(image, k)) if k else image
+
+
 def _decode_frames(path, wanted, first_wanted, stop, size, threads):
     """One decoding pass: ``(kept {index: rgb}, (first index, rgb), (last index, rgb), frames decoded, fps)``.
 
@@ -331,8 +343,8 @@ def _decode_frames(path, wanted, first_wanted, stop, size, threads):
 
     def rgb(frame: av.VideoFrame) -> np.ndarray:
         if size is None:
-            return frame.to_ndarray(format="rgb24")
-        return frame.to_ndarray(format="rgb24", height=size[0], width=size[1])
+            return upright(frame.to_ndarray(format="rgb24"), frame.rotation)
+        return upright(frame.to_ndarray(format="rgb24", height=size[0], width=size[1]), frame.rotation)
 
     kept: dict[int, np.ndarray] = {}
     first: tuple[int, av.VideoFrame] | None = None

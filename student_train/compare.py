@@ -32,13 +32,14 @@ from pipeline.checkpoint import load_safely
 from pipeline.errors import UserError
 from pipeline.metric_schema import CLASSIFICATION, COST, FIDELITY, HEADLINE, REGRESSION, TEACHER
 from student_train.evaluate import evaluate_checkpoint
+from student_train.plots import save_figure
 
 logger = logging.getLogger(__name__)
 
 #: Per-run figures summarised over seeds (those a run has).
-FIGURES = tuple(m.name for m in (*CLASSIFICATION, *REGRESSION, *FIDELITY, *TEACHER, *COST))
+FIGURES = (*CLASSIFICATION, *REGRESSION, *FIDELITY, *TEACHER, *COST)
 #: Figures compared between the arms (the teacher's and the mean predictor's are the same in both).
-COMPARED = tuple(m.name for m in (*CLASSIFICATION, *REGRESSION, *FIDELITY[:2]))
+COMPARED = (*CLASSIFICATION, *REGRESSION, *FIDELITY[:2])
 
 # Two-sided 95% quantiles of Student's t for 1..30 degrees of freedom (any statistics table).
 _T975 = (
@@ -469,7 +470,7 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
         ax_diff.errorbar([j], [c["diff_mean"]], yerr=_yerr(c["diff_mean"], c["ci95"]), color="black", capsize=6)
     ax_diff.set_xticks(range(len(others)), [ARM_TITLES[a].split(",")[0] for a in others], fontsize=8)
     ax_diff.set(ylabel=f"arm − baseline, {key}", title="Paired by seed (mean, 95% CI)")
-    _save(fig, out / "accuracy.png")
+    save_figure(fig, out / "accuracy.png")
 
     # Hallucination fidelity, with the mean-feature predictor as the floor.
     fig = Figure(figsize=(7, 4))
@@ -486,7 +487,7 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set(ylabel="hallucinated vs teacher features", title="Hallucination fidelity")
     ax.legend()
-    _save(fig, out / "fidelity.png")
+    save_figure(fig, out / "fidelity.png")
 
     # Validation curves: mean over seeds with a band of one standard deviation, per arm.
     fig = Figure(figsize=(6, 4))
@@ -507,7 +508,7 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
     curves_split = "/".join(report["protocol"]["curves_split"])
     ax.set(xlabel="epoch", ylabel=f"{curves_split} clip top-1 (or Spearman)", title="Curves: mean ± std over seeds")
     ax.legend()
-    _save(fig, out / "curves.png")
+    save_figure(fig, out / "curves.png")
 
     # Per-prediction cost: student (one frame) vs teacher (one clip), values written on the bars.
     s = report["baseline"]
@@ -520,7 +521,7 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
         ax.set_xticks([0, 1], ["student\n(1 frame)", "teacher\n(1 clip)"])
         ax.set(ylabel="GFLOPs", title="Per-prediction cost")
         ax.margins(y=0.15)
-        _save(fig, out / "cost.png")
+        save_figure(fig, out / "cost.png")
 
 
 def _yerr(mean: float, ci: list[float]) -> list[list[float]] | None:
@@ -528,8 +529,3 @@ def _yerr(mean: float, ci: list[float]) -> list[list[float]] | None:
     if ci is None or math.isnan(ci[0]):
         return None
     return [[mean - ci[0]], [ci[1] - mean]]
-
-
-def _save(fig: Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})

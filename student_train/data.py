@@ -27,6 +27,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from pipeline.cache import FeatureCache
+from pipeline.mirror import mirrored_labels
 from student_train.presets import FramePreset, Views
 
 
@@ -116,9 +117,7 @@ class CacheBatches(Dataset):
         h, w = self.cache.image_shape[:2]
         views = self.preset.views(len(rows), h, w, rng, mirror=self.mirror)
         mirrored = views.mirrored if views.mirrored.any() else None
-        labels = self.cache.clip_label[rows]
-        if mirrored is not None and len(self.mirror_map):
-            labels = np.where(views.mirrored & (labels >= 0), self.mirror_map[np.maximum(labels, 0)], labels)
+        labels = mirrored_labels(self.cache.clip_label[rows], views.mirrored, self.mirror_map)
         # Targets of a mirrored frame are the mirrored clip's; without them (lambda 0 runs on a
         # cache extracted without --mirror) the plain ones stand in, unused by the loss.
         targets = mirrored if self.cache.has_mirror else None

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.errors import UserError
+from pipeline.mirror import mirrored_labels
 
 SPLITS = ("train", "val", "test")
 
@@ -103,9 +104,7 @@ class CacheDataset(Dataset):
         image = torch.from_numpy(self.cache.images(rows)[0]).permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
         image = image.flip(-1).contiguous() if flip else image.contiguous()
         features = torch.from_numpy(self.cache.features(rows, np.array([flip]))[0])  # (D,) float32
-        label = int(self.cache.clip_label[row])
-        if flip and label >= 0 and len(self.mirror_map):
-            label = int(self.mirror_map[label])
+        label = int(mirrored_labels(self.cache.clip_label[rows], flip, self.mirror_map)[0])
         return {
             "image": self.transform(image) if self.transform is not None else image,
             "features": features,

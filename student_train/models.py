@@ -22,7 +22,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import urlparse
+from typing import Any
 
 import torch
 from torch import nn
@@ -30,6 +30,7 @@ from torch import nn
 from pipeline.checkpoint import read_state_dict
 from pipeline.errors import UserError
 from pipeline.registry import Registry
+from pipeline.weights import get_model, weights_member
 
 logger = logging.getLogger(__name__)
 
@@ -121,26 +122,10 @@ def _feature_dim(model: nn.Module, name: str) -> int:
         model.train(was_training)
 
 
-def _weights_help(name: str, weights: str, err: Exception) -> UserError:
-    """One line saying which file a failed weights download needed, and where to put it offline."""
-    member = _torchvision().models.get_model_weights(name)[weights]
-    file = Path(urlparse(member.url).path).name
-    folder = Path(torch.hub.get_dir()) / "checkpoints"
-    return UserError(
-        f"cannot download the {name} weights {member} ({type(err).__name__}: {err}); "
-        f"offline, put {file} (from {member.url}) in {folder}/"
-    )
-
-
-def _torchvision_student(name: str, weights: str | None) -> tuple[nn.Module, int]:
+def _torchvision_student(name: str, weights: Any | None) -> tuple[nn.Module, int]:
     """A torchvision classifier with its classification layer cut off, and its feature width."""
     kwargs = {"init_weights": True} if weights is None and name in ("googlenet", "inception_v3") else {}
-    try:
-        model = _torchvision().models.get_model(name, weights=weights, **kwargs)
-    except (OSError, RuntimeError) as err:  # URLError, socket and disk errors; a bad download's hash check
-        if weights is None:
-            raise
-        raise _weights_help(name, weights, err) from err
+    model = get_model(name, weights, **kwargs)
     if getattr(model, "aux_logits", False):
         # GoogLeNet/Inception return (logits, aux...) in training mode; their aux heads are not features.
         model.aux_logits = False
@@ -201,19 +186,13 @@ def small(weights: str | None) -> tuple[nn.Module, int]:
     return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin
 
 
-def _resolve_weights(name: str, weights: str) -> str:
-    """Check a torchvision weights name (``DEFAULT``, ``IMAGENET1K_V1``, ``Enum.MEMBER``) before any download."""
+def _resolve_weights(name: str, weights: str) -> Any:
+    """The torchvision weights member ``weights`` names, checked before any download."""
     try:
         enum = _torchvision().models.get_model_weights(name)
-    except ValueError:
-        raise UserError(f"student {name!r} has no torchvision weights") from None
-    member = weights.split(".")[-1]
-    if member != "DEFAULT" and member not in enum.__members__:
-        valid = ", ".join(["DEFAULT", *enum.__members__])
-        raise UserError(
-            f"student weights {weights!r} are neither an existing checkpoint file nor a weights name ({valid})"
-        )
-    return member
+    except ValueError:  # not a torchvision model (one of ours): it has none
+        enum = None
+    return weights_member("student", name, weights, enum)
 
 
 class HalluciNet(nn.Module):

@@ -33,7 +33,7 @@ def training_curves(history: Sequence[dict[str, Any]], path: str | Path, title: 
     ax_eval.legend()
     if title:
         fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -53,13 +53,13 @@ def confusion(matrix: np.ndarray, classes: Sequence[str], path: str | Path, titl
             ax.text(j, i, str(matrix[i, j]), ha="center", va="center", color="white" if rates[i, j] > 0.5 else "black")
     if title:
         ax.set_title(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Save ``fig`` as a PNG with no timestamp in its metadata: identical results give identical files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    # No timestamps in the PNG metadata, so identical results give identical files.
     fig.savefig(path, dpi=100, metadata={"Software": None})
     return path

@@ -1,4 +1,4 @@
-"""``predict``: run a trained student on video files, K frames each, no teacher and no cache.
+"""``predict-student``: run a trained student on video files, K frames each, no teacher and no cache.
 
 Frames are prepared exactly as extraction stored them for training (short side resized to
 the cache's image size, centre square) and then centre-cropped like evaluation.

@@ -13,7 +13,8 @@ from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import MEMORY_FORMATS, PRECISIONS
 from pipeline.outputs import OutputLock, check_output_file
-from teacher_extract.extract import ExtractConfig, ExtractionFailed, check_failures, extract, is_cache_file
+from teacher_extract.extract import ExtractConfig, ExtractionFailed, check_failures, is_cache_file
+from teacher_extract.launch import extract
 from teacher_extract.options import shared_options, with_dataset_options
 from teacher_extract.shard import find_shards, merge_shards
 

@@ -5,7 +5,7 @@ decoding and the RGB conversion then run on every core without contending for on
 gives each worker a single intra-op thread, so workers never fight the teacher for cores). An
 item carries only what the device needs: the distinct frames the video's windows touch, as
 uint8, and which of them make each clip. Resizing, cropping, normalising and mirroring happen on
-the device, in batches (:class:`teacher_extract.extract.Extractor`).
+the device, in batches (:class:`teacher_extract.engine.Extractor`).
 
 Why DataLoader workers rather than joblib: tensors cross from a worker to the main process
 through shared memory (joblib pickles arrays through a pipe: one more copy of every frame), the

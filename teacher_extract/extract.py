@@ -1,17 +1,17 @@
 """Stage one: run the 3D-CNN teacher once over every video and write the feature cache.
 
-How the work flows (one process per GPU or CPU):
+This module is the orchestration: the config and the summary, which videos to extract, the
+teacher and how it runs, and the cache assembled at the end. The parts it drives:
 
-* Decoder *processes* (:mod:`teacher_extract.decoding`) each take a whole video, decode it once
-  and hand over the distinct frames its windows need, as uint8, in dataset order.
-* The main process copies those frames to the device (pinned, non-blocking, on a side stream on
-  CUDA so the copy overlaps the running forward pass), resizes, crops, normalises and mirrors them
-  there in one batch per video, gathers the clips, and runs the teacher on fixed-size batches
-  that mix clips across videos. Each batch's outputs travel back while the next batch runs.
-* A writer thread journals each finished video (``<out>.partial/``, one atomic ``.npz`` each):
-  a crash (even ``kill -9``) loses at most the videos in flight, and the next run picks the
-  journal up. At the end the cache is assembled in dataset order into a temporary file and
-  renamed into place, so the result equals that of an uninterrupted run.
+* :mod:`teacher_extract.engine`: decoder *processes* (:mod:`teacher_extract.decoding`) decode
+  each video once; the main process prepares the frames on the device and runs the teacher on
+  fixed-size batches that mix clips across videos, each batch's outputs travelling back while
+  the next one runs.
+* :mod:`teacher_extract.journal`: each finished video saved at once (``<out>.partial/``, one
+  atomic ``.npz`` each): a crash (even ``kill -9``) loses at most the videos in flight, and the
+  next run picks the journal up. At the end the cache is assembled in dataset order into a
+  temporary file and renamed into place, so the result equals that of an uninterrupted run.
+* :mod:`teacher_extract.launch`: one process, a ``--shard`` job, or the ranks of ``torchrun``.
 
 Incremental reruns: a video whose content fingerprint and feature-defining config (teacher,
 weights, preprocessing, anchors, precision, mirroring) are unchanged is copied from the previous
@@ -21,20 +21,17 @@ cache, new or changed videos are extracted, and videos no longer listed are drop
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures as cf
 import hashlib
 import json
 import logging
 import os
-import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from pipeline.autotune import RunConfig, fastest_config
@@ -42,25 +39,17 @@ from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read
 from pipeline.clips import parse_anchor_policy
 from pipeline.config import check_choice, config_dict
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
-from pipeline.device import MEMORY_FORMATS, PRECISIONS, autocast, check_device, memory_format, resolve_device
-from pipeline.distributed import (
-    all_gather_objects,
-    barrier,
-    broadcast_object,
-    device_for,
-    process_group,
-    world_from_env,
-)
+from pipeline.device import MEMORY_FORMATS, PRECISIONS, check_device, memory_format, resolve_device
 from pipeline.errors import UserError
 from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import count_gflops
-from pipeline.progress import progress
 from pipeline.version import code_version
 from pipeline.video import fingerprint
-from teacher_extract.decoding import ClipDecoder, DecodedClips, decode_loader
+from teacher_extract.engine import Extractor
+from teacher_extract.journal import Journal
 from teacher_extract.models import Teacher, build_teacher
-from teacher_extract.plan import Known, PlanItem, ReusePlan, plan_reuse
-from teacher_extract.shard import find_shards, merge_shards, parse_shard, select_shard, shard_path
+from teacher_extract.plan import Known, ReusePlan, plan_reuse
+from teacher_extract.shard import parse_shard, select_shard, shard_path
 from teacher_extract.teacher_checkpoint import trained_on
 
 logger = logging.getLogger(__name__)
@@ -95,7 +84,7 @@ class ExtractConfig:
     max_failed_fraction: float = 0.1
     seed: int = 0
     shard: str = ""
-    out: str = "features.h5"
+    out: str = "data/features.h5"  # where train-student --cache looks by default
 
     def validate(self) -> None:
         parse_anchor_policy(self.anchors)
@@ -129,7 +118,10 @@ class ExtractSummary:
     frames_decoded: int = 0
     videos_decoded: int = 0
     header_mismatches: int = 0
+    #: the whole call, and its decode-and-teacher loop alone (from starting the decoders to the
+    #: last journal write: what the benchmarks time against the teacher and the decoders)
     seconds: float = 0.0
+    loop_seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
 
     @property
@@ -143,318 +135,6 @@ class ExtractionFailed(RuntimeError):
     def __init__(self, message: str, summary: ExtractSummary):
         super().__init__(message)
         self.summary = summary
-
-
-@dataclass
-class _InFlight:
-    """Teacher outputs of one video, filled batch by batch."""
-
-    item: PlanItem
-    decoded: DecodedClips
-    features: np.ndarray  # (n, D)
-    logits: np.ndarray | None  # (n, C)
-    features_mirror: np.ndarray | None
-    logits_mirror: np.ndarray | None
-    remaining: int
-
-    def entry(self) -> VideoEntry:
-        r, d = self.item.record, self.decoded
-        return VideoEntry(
-            path=r.path,
-            label=r.label,
-            score=r.score,
-            split=r.split,
-            num_frames=d.num_frames,
-            fps=d.fps,
-            fingerprint=self.item.fingerprint,
-            status="ok",
-            frames=d.anchors,
-            features=self.features,
-            images=d.images,
-            logits=self.logits,
-            features_mirror=self.features_mirror,
-            logits_mirror=self.logits_mirror,
-        )
-
-
-class _ClipQueue:
-    """Clips on the device waiting for a batch: ``(clips (k, 3, T, h, w), owner, mirrored, first row)`` chunks."""
-
-    def __init__(self) -> None:
-        self.chunks: collections.deque = collections.deque()
-        self.size = 0
-
-    def add(self, clips: torch.Tensor, owner: _InFlight, mirrored: bool) -> None:
-        self.chunks.append((clips, owner, mirrored, 0))
-        self.size += clips.shape[0]
-
-    def take(self, count: int) -> tuple[torch.Tensor, list[tuple[_InFlight, int, bool]]]:
-        parts, owners = [], []
-        while count:
-            clips, owner, mirrored, first = self.chunks.popleft()
-            k = min(count, clips.shape[0])
-            parts.append(clips[:k])
-            owners += [(owner, first + i, mirrored) for i in range(k)]
-            if k < clips.shape[0]:
-                self.chunks.appendleft((clips[k:], owner, mirrored, first + k))
-            count -= k
-            self.size -= k
-        return torch.cat(parts), owners
-
-
-class Extractor:
-    """Runs the teacher over decoded videos; one instance per run.
-
-    Args:
-        cfg: the run's config.
-        teacher: a built teacher in eval mode on ``device``, in ``run``'s memory format.
-        device: where the teacher runs.
-        run: resolved precision and memory format.
-    """
-
-    def __init__(self, cfg: ExtractConfig, teacher: Teacher, device: torch.device, run: RunConfig):
-        self.cfg, self.teacher, self.device, self.run_config = cfg, teacher, device, run
-        self.memory_format = memory_format(run.memory_format, 5)
-        self.copy_stream = torch.cuda.Stream(device) if device.type == "cuda" else None
-
-    def to_device(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 frames to the device; on CUDA on a side stream, so the copy overlaps the running batch."""
-        if self.copy_stream is None:
-            return frames.to(self.device)
-        with torch.cuda.stream(self.copy_stream):
-            out = frames.to(self.device, non_blocking=True)
-        torch.cuda.current_stream(self.device).wait_stream(self.copy_stream)
-        out.record_stream(torch.cuda.current_stream(self.device))
-        return out
-
-    def clips(self, frames: torch.Tensor, gather: torch.Tensor, mirrored: bool, prepared: bool) -> torch.Tensor:
-        """Frames on the device -> ``(n, 3, T, h, w)`` float clips of ``gather`` ``(n, T)``.
-
-        ``frames`` are ``(U, H, W, 3)`` uint8 as decoded, or ``(U, 3, h, w)`` uint8 when the decoder
-        already ran the preset's geometry (``prepared``, a teacher on the CPU). Mirroring flips the
-        decoded frames *before* the preset, so a mirrored clip is exactly the preset applied to
-        the mirrored video (a centre crop of an odd margin is not symmetric); prepared frames
-        arrive mirrored by the decoder.
-        """
-        preset = self.teacher.preset
-        if prepared:
-            x = preset.normalize(frames)  # (U, 3, h, w)
-        else:
-            x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W), channels-last strides
-            x = preset.normalize(preset.geometry(x.flip(-1) if mirrored else x))  # once per distinct frame
-        return x[gather.to(self.device)].permute(0, 2, 1, 3, 4)  # (n, 3, T, h, w)
-
-    @torch.inference_mode()
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher outputs for ``(n, 3, T, h, w)`` device clips, ``n <= batch_size``, as float32 (on the device).
-
-        The batch is padded to ``batch_size`` so every call has the same shape: a clip's
-        features then do not depend on which other clips shared its batch, and a resumed run
-        reproduces an uninterrupted one.
-        """
-        n = clips.shape[0]
-        if n < self.cfg.batch_size:
-            clips = torch.cat([clips, clips.new_zeros((self.cfg.batch_size - n, *clips.shape[1:]))])
-        x = clips.contiguous(memory_format=self.memory_format)
-        with autocast(self.device, self.run_config.precision):
-            features, logits = self.teacher(x)
-        return features[:n].float(), None if logits is None else logits[:n].float()
-
-    def run(self, root: Path, todo: list[PlanItem], journal: Journal, summary: ExtractSummary) -> None:
-        """Extract every item of ``todo`` into the journal."""
-        cfg, bs = self.cfg, self.cfg.batch_size
-        on_cpu = self.device.type == "cpu" and cfg.num_workers() > 0
-        dataset = ClipDecoder(
-            root,
-            [item.record.path for item in todo],
-            anchors=cfg.anchors,
-            clip_len=cfg.clip_len,
-            frame_step=cfg.frame_step,
-            horizon=cfg.horizon,
-            image_size=cfg.image_size,
-            preset=self.teacher.preset if on_cpu else None,
-            mirror=cfg.mirror,
-            needed_short_side=max(self.teacher.preset.short_side, cfg.image_size),
-        )
-        loader = decode_loader(dataset, workers=cfg.num_workers(), pin_memory=self.device.type == "cuda")
-        queue, returning = _ClipQueue(), collections.deque()
-        start = time.perf_counter()
-        with (
-            cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal") as writer,
-            progress(total=len(todo), desc="extract", unit="video", logger=logger) as bar,
-        ):
-            writes: list[cf.Future] = []
-
-            def done(video: _InFlight) -> None:
-                writes.append(writer.submit(journal.save, video.entry()))
-                summary.extracted += 1
-                bar.update(1)
-                rate = summary.clips_extracted / max(time.perf_counter() - start, 1e-9)
-                bar.set_postfix(clips_s=f"{rate:.2f}", failed=summary.failed)
-
-            for decoded in loader:
-                item = todo[decoded.index]
-                if decoded.error is not None:
-                    logger.error("failed: %s: %s", item.record.path, decoded.error)
-                    writes.append(writer.submit(journal.save, _failed_entry(item, decoded.error, cfg.image_size)))
-                    summary.failed += 1
-                    summary.failures.append(item.record.path)
-                    bar.update(1)
-                    continue
-                self._note_header(item, decoded, summary)
-                video = self._in_flight(item, decoded)
-                frames = self.to_device(decoded.frames)
-                queue.add(self.clips(frames, decoded.gather, False, decoded.prepared), video, False)
-                if cfg.mirror:
-                    if decoded.prepared:
-                        frames = self.to_device(decoded.frames_mirror)
-                    queue.add(self.clips(frames, decoded.gather, True, decoded.prepared), video, True)
-                decoded.frames = decoded.frames_mirror = None  # the device holds the frames now
-                while queue.size >= bs:
-                    self._launch(*queue.take(bs), returning)
-                    self._collect(returning, keep=1, done=done, summary=summary)
-            while queue.size:
-                self._launch(*queue.take(min(bs, queue.size)), returning)
-            self._collect(returning, keep=0, done=done, summary=summary)
-            for write in writes:
-                write.result()  # re-raise a failed journal write here
-
-    def _in_flight(self, item: PlanItem, decoded: DecodedClips) -> _InFlight:
-        n, d, c = len(decoded.anchors), self.teacher.feature_dim, self.teacher.num_classes
-        mirror = self.cfg.mirror
-        return _InFlight(
-            item,
-            decoded,
-            features=np.zeros((n, d), np.float32),
-            logits=np.zeros((n, c), np.float32) if c else None,
-            features_mirror=np.zeros((n, d), np.float32) if mirror else None,
-            logits_mirror=np.zeros((n, c), np.float32) if mirror and c else None,
-            remaining=n * (2 if mirror else 1),
-        )
-
-    def _note_header(self, item: PlanItem, decoded: DecodedClips, summary: ExtractSummary) -> None:
-        summary.frames_decoded += decoded.num_decoded
-        summary.videos_decoded += 1
-        if decoded.header_frames != decoded.num_frames:
-            summary.header_mismatches += 1
-            off_by_one = abs(decoded.header_frames - decoded.num_frames) <= 1
-            logger.log(
-                logging.DEBUG if off_by_one else logging.WARNING,
-                "%s: the header claims %d frames but %d decode; windows are placed on the %d",
-                item.record.path,
-                decoded.header_frames,
-                decoded.num_frames,
-                decoded.num_frames,
-            )
-
-    def _launch(self, clips: torch.Tensor, owners: list, returning: collections.deque) -> None:
-        """Run one batch and start copying its outputs back without waiting for them."""
-        features, logits = self.forward(clips)
-        event = None
-        if self.device.type == "cuda":
-            features = _to_host_async(features)
-            logits = None if logits is None else _to_host_async(logits)
-            event = torch.cuda.Event()
-            event.record()
-        returning.append((event, features, logits, owners))
-
-    def _collect(self, returning: collections.deque, *, keep: int, done, summary: ExtractSummary) -> None:
-        """Hand the outputs of all but the ``keep`` newest batches to their videos."""
-        while len(returning) > keep:
-            event, features, logits, owners = returning.popleft()
-            if event is not None:
-                event.synchronize()
-            features = features.cpu().numpy()
-            logits = None if logits is None else logits.cpu().numpy()
-            summary.clips_extracted += len(owners)  # before done(): its progress line reads the count
-            for i, (video, row, mirrored) in enumerate(owners):
-                (video.features_mirror if mirrored else video.features)[row] = features[i]
-                target = video.logits_mirror if mirrored else video.logits
-                if target is not None and logits is not None:
-                    target[row] = logits[i]
-                video.remaining -= 1
-                if video.remaining == 0:
-                    done(video)
-
-
-def _to_host_async(x: torch.Tensor) -> torch.Tensor:
-    out = torch.empty(x.shape, dtype=x.dtype, pin_memory=True)
-    out.copy_(x, non_blocking=True)
-    return out
-
-
-def _failed_entry(item: PlanItem, reason: str, image_size: int) -> VideoEntry:
-    r = item.record
-    return VideoEntry(
-        path=r.path,
-        label=r.label,
-        score=r.score,
-        split=r.split,
-        num_frames=0,
-        fps=0.0,
-        fingerprint=item.fingerprint,
-        status=f"failed: {reason}",
-        frames=np.zeros(0, np.int64),
-        features=np.zeros((0, 0), np.float32),
-        images=np.zeros((0, image_size, image_size, 3), np.uint8),
-    )
-
-
-class Journal:
-    """Finished videos of an interrupted or running extraction, one atomic ``.npz`` each.
-
-    Lives in ``<out>.partial/`` and belongs to one feature-defining config (``key``); a journal
-    of another config is discarded, since its features would be wrong for this run.
-    """
-
-    def __init__(self, out: Path, key: str):
-        self.dir = out.with_name(out.name + ".partial")
-        stamp = self.dir / "config_key"
-        if self.dir.exists() and (not stamp.is_file() or stamp.read_text() != key):
-            logger.info("discarding %s: it was written with another teacher or preprocessing", self.dir)
-            shutil.rmtree(self.dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(key)
-        self.num_clips: dict[str, int] = {}  # clips per entry saved or loaded by this run
-
-    def _file(self, path: str) -> Path:
-        return self.dir / f"{hashlib.sha1(path.encode()).hexdigest()[:20]}.npz"
-
-    def save(self, entry: VideoEntry) -> None:
-        entry.save(self._file(entry.path))
-        self.num_clips[entry.path] = len(entry.frames) if entry.ok else 0
-
-    def known(self) -> dict[str, Known]:
-        """``{path: Known(fingerprint, ok)}`` of every readable entry (only its metadata is read)."""
-        found = {}
-        for file in sorted(self.dir.glob("*.npz")):
-            try:
-                with np.load(file) as data:
-                    meta = json.loads(str(data["meta"]))
-            except (OSError, ValueError, KeyError) as err:  # renames are atomic, but disks fill up
-                logger.warning("ignoring unreadable journal entry %s: %s", file, err)
-                continue
-            if self._file(meta["path"]) == file:
-                found[meta["path"]] = Known(meta["fingerprint"], meta["status"] == "ok")
-        return found
-
-    def load(self, path: str, fp: str) -> VideoEntry | None:
-        """The journal's entry for ``path`` if it was made from content ``fp``."""
-        file = self._file(path)
-        if not file.is_file():
-            return None
-        try:
-            entry = VideoEntry.load(file)
-        except (OSError, ValueError, KeyError) as err:
-            logger.warning("ignoring unreadable journal entry %s: %s", file, err)
-            return None
-        if entry.path != path or entry.fingerprint != fp:
-            return None
-        self.num_clips[path] = len(entry.frames) if entry.ok else 0
-        return entry
-
-    def remove(self) -> None:
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def feature_key(cfg: ExtractConfig, teacher: Teacher, run: RunConfig) -> str:
@@ -539,12 +219,12 @@ class _Setup:
     key: str
 
 
-def _teacher(cfg: ExtractConfig, device: torch.device) -> Teacher:
+def load_teacher(cfg: ExtractConfig, device: torch.device) -> Teacher:
     weights = None if cfg.teacher_weights in (None, "", "random") else cfg.teacher_weights
     return build_teacher(cfg.teacher, weights, seed=cfg.seed).eval().to(device)
 
 
-def _run_config(cfg: ExtractConfig, teacher: Teacher, device: torch.device) -> RunConfig:
+def choose_run_config(cfg: ExtractConfig, teacher: Teacher, device: torch.device) -> RunConfig:
     """``cfg``'s precision and memory format, ``auto`` resolved by timing the candidates here."""
     h, w = teacher.preset.crop_size
     example = torch.randn(cfg.batch_size, 3, cfg.clip_len, h, w, generator=torch.Generator().manual_seed(0))
@@ -568,8 +248,8 @@ def _share(cfg: ExtractConfig) -> tuple[DatasetIndex, Path]:
 def _setup(cfg: ExtractConfig, index: DatasetIndex, out: Path) -> _Setup:
     """Build the teacher and choose how it runs (``auto`` times the candidates: seconds to minutes)."""
     device = resolve_device(cfg.device)
-    teacher = _teacher(cfg, device)
-    run = _run_config(cfg, teacher, device)
+    teacher = load_teacher(cfg, device)
+    run = choose_run_config(cfg, teacher, device)
     teacher.to(memory_format=memory_format(run.memory_format, 5))
     return _Setup(index, out, Path(cfg.root), device, teacher, run, feature_key(cfg, teacher, run))
 
@@ -725,60 +405,3 @@ def _assemble(cfg: ExtractConfig, s: _Setup, plan: ReusePlan, previous: FeatureC
         mirror=cfg.mirror,
     )
     return num_clips
-
-
-def extract(cfg: ExtractConfig) -> ExtractSummary:
-    """``extract-teacher``: one process, one ``--shard i/N`` job, or every rank of a ``torchrun`` launch.
-
-    Under torchrun each rank extracts shard ``rank/world_size`` (on ``cuda:<local rank>`` where
-    GPUs exist), then rank 0 merges the shards into ``cfg.out`` while the others wait; the failure
-    threshold then applies to the whole run's count, as it does in a single process. A ``--shard``
-    job leaves the threshold to ``merge-cache``, which sees every shard. Returns this process's
-    summary (rank 0's covers the merged cache's totals).
-    """
-    world = world_from_env()
-    if not world.distributed:
-        sharded = parse_shard(cfg.shard)[1] > 1
-        if sharded and cfg.precision == "auto":
-            raise UserError(
-                "--shard jobs must agree on the teacher's precision, and each machine would time it by itself "
-                "(the precision is part of the cache key, so merge-cache would refuse the shards): set "
-                "--precision fp32 or bf16 (extract-teacher without --shard logs what auto picks on a machine)"
-            )
-        summary = run_extraction(cfg, apply_threshold=not sharded)
-        if sharded:
-            logger.info("when every shard is done: merge-cache --out %s", cfg.out)
-        return summary
-    if cfg.shard:
-        raise UserError("--shard is for independent jobs; under torchrun every rank takes its shard by itself")
-    cfg = replace(cfg, shard=f"{world.rank}/{world.size}", device=device_for(world, cfg.device))
-    with process_group(world, resolve_device(cfg.device)):
-        if "auto" in (cfg.precision, cfg.memory_format):
-            # One decision for every rank: timings on a busy machine differ between ranks, and
-            # shards extracted with different choices cannot be merged.
-            run = None
-            if world.main:
-                device = resolve_device(cfg.device)
-                run = _run_config(cfg, _teacher(cfg, device), device)
-                logger.info("rank 0 chose %s + %s for every rank", run.precision, run.memory_format)
-            run = broadcast_object(run)
-            cfg = replace(cfg, precision=run.precision, memory_format=run.memory_format)
-        summary = run_extraction(cfg, apply_threshold=False)
-        barrier()
-        summaries = all_gather_objects(summary)
-        total = ExtractSummary(
-            **{k: sum(getattr(s, k) for s in summaries) for k in ("videos", "extracted", "skipped", "failed")}
-        )
-        if world.main:
-            merge_shards(find_shards(cfg.out), cfg.out)
-            logger.info(
-                "all %d ranks: %d videos (%d extracted, %d skipped, %d failed)",
-                world.size,
-                total.videos,
-                total.extracted,
-                total.skipped,
-                total.failed,
-            )
-        barrier()
-    check_failures(total.failed, total.videos, cfg.max_failed_fraction, cfg.out, total)
-    return total if world.main else summary

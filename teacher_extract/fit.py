@@ -43,6 +43,7 @@ from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
 from pipeline.device import check_device, resolve_device
 from pipeline.errors import UserError
 from pipeline.live import pick, write_live
+from pipeline.mirror import mirrored_labels
 from pipeline.outputs import OutputLock, check_output_file
 from pipeline.profile import measure_cost
 from pipeline.progress import progress
@@ -167,7 +168,7 @@ def centre_clip_accuracy(
         flags = np.full(len(picks), mirrored)
         _, logits = teacher(clip_batch(split, picks, flags, teacher, device))
         labels = split.labels[list(chunk)]
-        labels = mirror_map[labels] if mirrored else labels
+        labels = mirrored_labels(labels, mirrored, mirror_map)
         correct += int((logits.argmax(1).cpu().numpy() == labels).sum())
     return correct / len(split.videos)
 
@@ -193,7 +194,7 @@ def train_epoch(
     order = rng.permutation(len(picks))
     mirror = (rng.random(len(picks)) < 0.5) & cfg.mirror
     labels = train.labels[[v for v, _ in picks]]
-    labels = np.where(mirror, mirror_map[labels], labels)
+    labels = mirrored_labels(labels, mirror, mirror_map)
     steps = math.ceil(len(picks) / cfg.batch_size)
     total = 0.0
     with progress(total=steps, desc=desc, unit="batch", logger=logger) as bar:

@@ -13,12 +13,10 @@ classifier head of any size is rebuilt to fit), or a seeded random init.
 from __future__ import annotations
 
 import logging
-import os
-import urllib.error
-import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torchvision
@@ -27,6 +25,7 @@ from torch import nn
 from pipeline.checkpoint import file_hash, read_state_dict
 from pipeline.errors import UserError
 from pipeline.registry import Registry
+from pipeline.weights import get_model, weights_member
 from teacher_extract.presets import VideoPreset, from_torchvision
 
 logger = logging.getLogger(__name__)
@@ -112,14 +111,19 @@ def teacher_names() -> list[str]:
 # --- torchvision video models ------------------------------------------------------------------
 
 
+def _video_model(name: str, member: Any | None = None, **kwargs: Any) -> nn.Module:
+    """A torchvision video model, with published weights ``member`` or random init."""
+    model = get_model(name, member, **kwargs)
+    if name == "s3d":
+        # S3D pools with a fixed AvgPool3d((2, 7, 7)), which only fits 16x224x224 input;
+        # adaptive pooling gives the same numbers there and also works at 112.
+        model.avgpool = nn.AdaptiveAvgPool3d(1)
+    return model
+
+
 def _torchvision(name: str, head: str, head_weight: str, feature_dim: int, enum: type) -> None:
     def build(num_classes: int) -> nn.Module:
-        model = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
-        if name == "s3d":
-            # S3D pools with a fixed AvgPool3d((2, 7, 7)), which only fits 16x224x224 input;
-            # adaptive pooling gives the same numbers there and also works at 112.
-            model.avgpool = nn.AdaptiveAvgPool3d(1)
-        return model
+        return _video_model(name, num_classes=num_classes)
 
     spec = TeacherSpec(build, head, head_weight, from_torchvision(enum.DEFAULT), feature_dim, 400, enum)
     TEACHERS.register(name)(lambda: spec)
@@ -295,39 +299,6 @@ TEACHERS.register("tiny3d")(lambda: TeacherSpec(Tiny3D, "fc", "fc.weight", _TINY
 # --- building -------------------------------------------------------------------------------------
 
 
-def _resolve_weights(name: str, spec: TeacherSpec, weights: str):
-    """A torchvision weights enum member from ``DEFAULT``, ``KINETICS400_V1`` or ``Enum.MEMBER``."""
-    enum = spec.weights_enum
-    valid = [] if enum is None else ["DEFAULT", *(f"{enum.__name__}.{m}" for m in enum.__members__)]
-    member = weights.split(".")[-1]
-    if enum is not None and (weights.count(".") == 0 or weights.split(".")[0] == enum.__name__):
-        if member == "DEFAULT":
-            return enum.DEFAULT
-        if member in enum.__members__:
-            return enum[member]
-    hint = f"valid weights names: {', '.join(valid)}" if valid else f"{name} has no torchvision weights"
-    raise UserError(f"teacher weights {weights!r} are neither an existing checkpoint file nor a weights name ({hint})")
-
-
-def _get_torchvision_model(name: str, member: torchvision.models.WeightsEnum) -> nn.Module:
-    """``torchvision.models.get_model(name, weights=member)``; a failed download says how to work offline.
-
-    torchvision downloads the weights into torch.hub's cache on first use. Compute nodes often
-    have no network, and the bare ``URLError`` names neither the file nor where it must go.
-    """
-    try:
-        return torchvision.models.get_model(name, weights=member)
-    except (urllib.error.URLError, OSError, RuntimeError) as err:  # RuntimeError: a hash mismatch
-        reason = err.reason if isinstance(err, urllib.error.URLError) else err
-        file_name = os.path.basename(urllib.parse.urlparse(member.url).path)
-        folder = Path(torch.hub.get_dir()) / "checkpoints"
-        raise UserError(
-            f"could not download {type(member).__name__}.{member.name} ({member.url}): "
-            f"{' '.join(str(reason).split())}. Offline, download that file elsewhere and put it in "
-            f"{folder / file_name}, or pass a checkpoint path"
-        ) from err
-
-
 def build_teacher(
     name: str,
     weights: str | None = None,
@@ -380,10 +351,8 @@ def build_teacher(
                 trained_head, classes = True, ()
             weights_id = file_hash(weights)
         else:
-            member = _resolve_weights(name, spec, weights)
-            model = _get_torchvision_model(name, member)
-            if name == "s3d":
-                model.avgpool = nn.AdaptiveAvgPool3d(1)
+            member = weights_member("teacher", name, weights, spec.weights_enum)
+            model = _video_model(name, member)
             classes = tuple(member.meta.get("categories") or ())
             trained_head = True
             weights_id = f"{type(member).__name__}.{member.name}"
@@ -419,12 +388,3 @@ def _replace_head(model: nn.Module, spec: TeacherSpec, num_classes: int) -> nn.M
 
 def _is_head_key(key: str, spec: TeacherSpec) -> bool:
     return key.startswith(spec.head_weight.rsplit(".", 1)[0] + ".")
-
-
-def state_dict_size(model: nn.Module) -> float:
-    """Parameters in millions (for logs)."""
-    return sum(p.numel() for p in model.parameters()) / 1e6
-
-
-def describe(teacher: Teacher) -> str:
-    return f"{teacher.name} ({teacher.weights_id}, {state_dict_size(teacher):.1f}M params, {teacher.feature_dim}-d)"

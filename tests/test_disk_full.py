@@ -1,6 +1,8 @@
-"""A full disk: one line naming the path, no temporary file left, the previous outputs intact.
+"""A full or read-only disk: one line naming the path, no temporary file left, the previous outputs intact.
 
-Needs a small tmpfs, so root (or CAP_SYS_ADMIN); elsewhere the tests skip and say why.
+Needs a small tmpfs, so root (or CAP_SYS_ADMIN); elsewhere the tests skip and say why. (Root
+ignores file permissions, so a read-only *filesystem*, a remounted tmpfs, stands in for an
+output folder the user may not write.)
 """
 
 from __future__ import annotations
@@ -59,3 +61,22 @@ def test_training_onto_a_full_disk_is_one_line(small_disk: Path, tmp_path: Path)
     assert result.exit_code == 2, result.output
     assert "No space left on device" in result.output or "no space left" in result.output
     assert "Traceback" not in result.output and not list((small_disk / "run").rglob("*.tmp"))
+
+
+def test_a_read_only_output_is_one_line_and_the_old_cache_stays(small_disk: Path, tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "data")
+    cache = make_cache(tmp_path / "c.h5")
+    old = small_disk / "c.h5"
+    old.write_bytes(cache.read_bytes())
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    args = ["--root", str(root), "--teacher", "tiny3d", "--teacher-weights", "random", "--image-size", "16"]
+    args += ["--precision", "fp32", "--memory-format", "contiguous", "--workers", "0", "--out", str(old)]
+    runner = CliRunner()
+    result = runner.invoke(extract_teacher, args)
+    assert result.exit_code == 2 and "Read-only file system" in result.output, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert old.read_bytes() == cache.read_bytes()
+    train = ["--cache", str(cache), "--out", str(small_disk / "run"), "--student", "tiny", "--epochs", "1"]
+    result = runner.invoke(train_student, train)
+    assert result.exit_code == 2 and "Read-only file system" in result.output, result.output
+    assert "Traceback" not in result.output

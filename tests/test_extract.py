@@ -93,14 +93,14 @@ def test_incremental_add_change_remove(dataset: Path, tmp_path: Path) -> None:
     cfg = config(dataset, out)
     run_extraction(cfg)
     cache = FeatureCache(out)
-    before = {e.path: e.features for e in cache.entries()}
+    before = {e.path: e.features for e in map(cache.entry, range(len(cache.videos)))}
     cache.close()
     add_video(dataset, "v_new_g09_c01.avi", 1, moving_square(24, 32, 48, seed=9))
     summary = run_extraction(cfg)
     assert (summary.extracted, summary.skipped, summary.removed) == (1, 4, 0)
     after = FeatureCache(out)
     assert len(after.videos.path) == 5 and "UCF-101/MoveRight/v_new_g09_c01.avi" in list(after.videos.path)
-    for entry in after.entries():
+    for entry in map(after.entry, range(len(after.videos))):
         if entry.path in before:
             np.testing.assert_array_equal(before[entry.path], entry.features)
 
@@ -252,7 +252,7 @@ def test_a_header_that_overstates_its_frames(tmp_path: Path, caplog: pytest.LogC
     truncated_avi(cut, moving_square(60, 32, 48), keep=24)  # the header still says 60
     one_short = add_video(root, "v_short_g09_c02.avi", 1, moving_square(30, 32, 48))
     truncated_avi(one_short, moving_square(30, 32, 48), keep=29)  # off by one: common and harmless
-    with caplog.at_level(logging.DEBUG, logger="teacher_extract.extract"):
+    with caplog.at_level(logging.DEBUG, logger="teacher_extract"):
         summary = run_extraction(config(root, tmp_path / "f.h5", anchors="stride:4"))
     assert summary.failed == 0 and summary.header_mismatches == 2
     cache = FeatureCache(tmp_path / "f.h5")

@@ -20,8 +20,9 @@ from pipeline.outputs import OutputLock
 from pipeline.version import code_version
 from pipeline.video import fingerprint, write_video
 from teacher_extract.cli import extract_teacher, merge_cache
-from teacher_extract.extract import extract, run_extraction
+from teacher_extract.extract import run_extraction
 from teacher_extract.fit import FitConfig, fit_teacher_model
+from teacher_extract.launch import extract
 from teacher_extract.shard import shard_path
 
 

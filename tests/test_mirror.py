@@ -191,3 +191,14 @@ def test_fit_teacher_mirrors_labels_through_the_map(monkeypatch: pytest.MonkeyPa
     truth = np.concatenate(seen["videos"])  # video v has label v
     assert len(mirror) == 8 and 0 < mirror.sum() < 8
     np.testing.assert_array_equal(labels, np.where(mirror, 1 - truth, truth))
+
+
+def test_mirrored_labels_swap_pair_partners_only_where_mirrored() -> None:
+    from pipeline.mirror import mirrored_labels
+
+    pairs = np.array([1, 0, 2])  # classes 0 and 1 are a pair, 2 has none
+    labels = np.array([0, 1, 2, -1, 0])
+    assert mirrored_labels(labels, np.array([True, True, True, True, False]), pairs).tolist() == [1, 0, 2, -1, 0]
+    assert mirrored_labels(labels, True, pairs).tolist() == [1, 0, 2, -1, 1]
+    assert mirrored_labels(labels, False, pairs) is labels
+    assert mirrored_labels(labels, True, np.array([], np.int64)) is labels  # no pairs: nothing to swap

@@ -65,5 +65,12 @@ def test_failed_student_weights_download_names_the_file(tmp_path: Path, monkeypa
     with pytest.raises(UserError) as info:  # reported by the CLI in one line
         build_student("regnet_x_400mf", num_outputs=2, teacher_dim=4, weights="DEFAULT")
     message = str(info.value)
-    assert "\n" not in message and "cannot download the regnet_x_400mf weights" in message
-    assert f"put {file} (from {weights.url}) in {tmp_path / 'hub' / 'checkpoints'}/" in message
+    assert "\n" not in message and f"could not download {type(weights).__name__}.{weights.name}" in message
+    assert f"({weights.url})" in message and f"put it in {tmp_path / 'hub' / 'checkpoints' / file}" in message
+
+
+def test_student_weights_names_are_checked_before_any_download() -> None:
+    with pytest.raises(UserError, match=r"valid weights names: DEFAULT, ResNet18_Weights\.IMAGENET1K_V1"):
+        build_student("resnet18", num_outputs=2, teacher_dim=4, weights="IMAGENET9K_V9")
+    with pytest.raises(UserError, match="small has no torchvision weights"):
+        build_student("small", num_outputs=2, teacher_dim=4, weights="DEFAULT")

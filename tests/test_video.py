@@ -93,3 +93,28 @@ def test_fingerprint_follows_content_not_path(tmp_path: Path, video_file: Path) 
     write_video(copy, moving_square(seed=1), fps=25)
     assert fingerprint(copy) != fingerprint(video_file)
     assert fingerprint(tmp_path / "absent.avi").startswith("unreadable:")
+
+
+@pytest.mark.parametrize("rotation", [90, -90, 180])
+def test_rotation_metadata_is_applied(tmp_path: Path, rotation: int) -> None:
+    """A phone's portrait clip: landscape frames plus a display matrix; decoded as players show it."""
+    import av
+
+    image = np.zeros((32, 64, 3), np.uint8)
+    image[:8, :16] = 255  # a white block in the top-left corner
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 32, "yuv420p"
+        stream.set_display_rotation(rotation)
+        for _ in range(3):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    frames = decode(path).frames
+    expected = np.rot90(image, rotation // 90)  # counterclockwise, as the matrix says
+    assert frames.shape[1:] == expected.shape
+    assert np.abs(frames[0].astype(int) - expected).mean() < 10  # mpeg4 blurs the edge a little
+    half = decode(path, size=(16, 32)).frames  # resized while converting, then turned
+    assert half.shape[1:] == expected[::2, ::2].shape
