@@ -164,13 +164,12 @@ def test_errors(tmp_path: Path) -> None:
 
 
 def test_weights_names_resolve_without_downloading() -> None:
-    from teacher_extract.models import TEACHERS, _resolve_weights
+    from pipeline.weights import weights_member
 
-    spec = TEACHERS.get("r3d_18")()
     enum = torchvision.models.video.R3D_18_Weights
-    assert _resolve_weights("r3d_18", spec, "DEFAULT") is enum.DEFAULT
-    assert _resolve_weights("r3d_18", spec, "KINETICS400_V1") is enum.KINETICS400_V1
-    assert _resolve_weights("r3d_18", spec, "R3D_18_Weights.KINETICS400_V1") is enum.KINETICS400_V1
+    assert weights_member("teacher", "r3d_18", "DEFAULT", enum) is enum.DEFAULT
+    assert weights_member("teacher", "r3d_18", "KINETICS400_V1", enum) is enum.KINETICS400_V1
+    assert weights_member("teacher", "r3d_18", "R3D_18_Weights.KINETICS400_V1", enum) is enum.KINETICS400_V1
 
 
 @pytest.mark.slow
