@@ -75,12 +75,14 @@ def measure(teacher: str, dim: int, size: int, mirror: bool, videos: int, clips:
         num_logits=LOGITS,
         mirror=mirror,
     )
-    return path.stat().st_size / n
+    size = path.stat().st_size
+    path.unlink()
+    return size / n
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--videos", type=int, default=50, help="videos per measured cache")
+    parser.add_argument("--videos", type=int, default=200, help="videos per measured cache")
     parser.add_argument("--clips", type=int, default=8, help="clips (anchors) per video")
     args = parser.parse_args()
     print("| teacher | features | image_size | mirror | KB per clip (file) | KB per clip (cache_bytes) |")
