@@ -1,7 +1,8 @@
 """Bytes per clip of a feature cache, for every registry teacher and a few stored frame sizes.
 
 Measured, not estimated: for each (teacher, ``image_size``, mirror) a real cache of
-``--videos`` x ``--clips`` clips is written by :func:`pipeline.cache.write_cache` (random frames
+``--videos`` x ``--clips`` clips (default 1,600: a whole number of the 64-row HDF5 chunks, so
+no padding shows) is written by :func:`pipeline.cache.write_cache` (random frames
 and features of the teacher's width, its 400 Kinetics logits) and its file size divided by its
 clip count; :func:`pipeline.cache.cache_bytes` (the figure extract-teacher checks free space
 against) is printed beside it. Multiply by clips per video x videos for a dataset: UCF101 with
