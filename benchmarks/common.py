@@ -101,13 +101,23 @@ def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     return min(times)
 
 
+def cpu_count() -> int:
+    """The cores this process may run on (its affinity, as taskset and Slurm set it), not the machine's."""
+    return len(os.sched_getaffinity(0))
+
+
+def threads_per_job(jobs: int) -> int:
+    """Threads for each of ``jobs`` runs side by side: the usable cores shared out, at least one."""
+    return max(1, cpu_count() // jobs)
+
+
 def describe_device(device: torch.device) -> dict:
     """What the numbers were measured on: the device, the CPU and its usable cores, torch."""
     return {
         "device_type": device.type,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "cpu": cpu_name(),
-        "cpu_cores": len(os.sched_getaffinity(0)),
+        "cpu_cores": cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
     }

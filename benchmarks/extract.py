@@ -51,7 +51,6 @@ import argparse
 import contextlib
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -59,7 +58,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmarks.common import GPU_MACHINE_CORES, describe_device, fresh_run_config, make_ucf101
+from benchmarks.common import GPU_MACHINE_CORES, cpu_count, describe_device, fresh_run_config, make_ucf101
 from pipeline.autotune import RunConfig, bf16_is_native, fastest_config, screen, time_forward
 from pipeline.datasets import load_dataset
 from pipeline.device import resolve_device
@@ -221,7 +220,7 @@ def measure(
     has set one up already, as the suite does).
     """
     dev = resolve_device(device)
-    workers = len(os.sched_getaffinity(0)) if workers is None else workers
+    workers = cpu_count() if workers is None else workers
     sizes = defaults(dev, workers, quick)
     batch_size = batch_size or sizes["batch_size"]
     videos = videos or sizes["videos"]

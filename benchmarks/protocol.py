@@ -51,7 +51,8 @@ from student_train.train import TrainConfig, apply_arm, train_student
 from teacher_extract.extract import ExtractConfig, run_extraction
 from teacher_extract.fit import FitConfig, fit_teacher_model
 
-from .repro import cpu_count, repro
+from .common import cpu_count, threads_per_job
+from .repro import repro
 
 logger = logging.getLogger("benchmarks.protocol")
 
@@ -101,7 +102,7 @@ def train_runs(params: dict[str, Any], runs: list[tuple[str, int, Path, dict]], 
     sums, so a run here is not bit-identical to the same seed under ``dvc repro``; it is as valid.
     """
     jobs = max(1, min(jobs, len(runs)))
-    threads = max(1, cpu_count() // jobs)
+    threads = threads_per_job(jobs)
     logger.info("%d runs, %d at a time, %d thread(s) each", len(runs), jobs, threads)
     return Parallel(n_jobs=jobs, backend="loky")(
         delayed(_train_job)(params, arm, seed, out, overrides, threads) for arm, seed, out, overrides in runs

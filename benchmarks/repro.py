@@ -30,15 +30,12 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
+from benchmarks.common import threads_per_job
 from pipeline.progress import progress
 
 logger = logging.getLogger("benchmarks.repro")
 
 _EDGE = re.compile(r'^"(?P<a>[^"]+)" -> "(?P<b>[^"]+)";$')
-
-
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0))
 
 
 def upstream(stages: list[str], cwd: Path) -> dict[str, set[str]]:
@@ -86,7 +83,7 @@ def repro(stages: list[str], *, jobs: int, logs: Path, cwd: Path) -> dict[str, f
     waiting = descendants(graph)
     logs.mkdir(parents=True, exist_ok=True)
     jobs = max(1, min(jobs, len(stages)))
-    threads = max(1, cpu_count() // jobs)
+    threads = threads_per_job(jobs)
     logger.info("%d stages, %d at a time, %d thread(s) each; logs in %s", len(stages), jobs, threads, logs)
     done: dict[str, float] = {}
     failed: list[tuple[str, int]] = []

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 import torch
 from joblib import Parallel, delayed
 
-from benchmarks.common import describe_device
+from benchmarks.common import cpu_count, describe_device
 from benchmarks.train import synthetic_cache
 from pipeline.profile import measure_cost
 from student_train.data import make_loader
@@ -98,7 +97,7 @@ def split(trainer: Trainer, batches: list, steps: int) -> dict[str, float]:
 
 
 def measure(steps: int = 200, jobs: int | None = None) -> dict:
-    jobs = jobs or len(os.sched_getaffinity(0))
+    jobs = jobs or cpu_count()
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
         cache = synthetic_cache(Path(tmp) / "f.h5", CLIPS, IMAGE_SIZE, FEATURE_DIM, classes=8)

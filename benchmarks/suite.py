@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
 
 import torch
 
 from benchmarks import decode, extract, incremental, step, train
-from benchmarks.common import describe_device, fresh_run_config
+from benchmarks.common import cpu_count, describe_device, fresh_run_config
 from pipeline.device import resolve_device
 
 RESULTS = Path(__file__).with_name("results.json")
@@ -73,7 +72,7 @@ def run(args: argparse.Namespace, out: Path) -> dict:
         "machine": describe_device(device),
         "teacher": args.teacher,
         "student": args.student,
-        "workers": args.workers if args.workers is not None else len(os.sched_getaffinity(0)),
+        "workers": args.workers if args.workers is not None else cpu_count(),
         "quick": args.quick,
         "seconds": {},
     }
@@ -131,7 +130,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
-    workers = args.workers if args.workers is not None else len(os.sched_getaffinity(0))
+    workers = args.workers if args.workers is not None else cpu_count()
     print(header({**vars(args), "machine": describe_device(resolve_device(args.device)), "workers": workers}))
     results = run(args, args.out)
     results["total_seconds"] = round(sum(results["seconds"].values()), 1)

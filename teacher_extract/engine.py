@@ -49,15 +49,11 @@ class _InFlight:
     remaining: int
 
     def entry(self) -> VideoEntry:
-        r, d = self.item.record, self.decoded
+        d = self.decoded
         return VideoEntry(
-            path=r.path,
-            label=r.label,
-            score=r.score,
-            split=r.split,
+            **_identity(self.item),
             num_frames=d.num_frames,
             fps=d.fps,
-            fingerprint=self.item.fingerprint,
             status="ok",
             frames=d.anchors,
             features=self.features,
@@ -275,16 +271,17 @@ def _to_host_async(x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def failed_entry(item: PlanItem, reason: str, image_size: int) -> VideoEntry:
+def _identity(item: PlanItem) -> dict:
+    """The entry fields that come from the annotations and the file, whatever the extraction did."""
     r = item.record
+    return {"path": r.path, "label": r.label, "score": r.score, "split": r.split, "fingerprint": item.fingerprint}
+
+
+def failed_entry(item: PlanItem, reason: str, image_size: int) -> VideoEntry:
     return VideoEntry(
-        path=r.path,
-        label=r.label,
-        score=r.score,
-        split=r.split,
+        **_identity(item),
         num_frames=0,
         fps=0.0,
-        fingerprint=item.fingerprint,
         status=f"failed: {reason}",
         frames=np.zeros(0, np.int64),
         features=np.zeros((0, 0), np.float32),

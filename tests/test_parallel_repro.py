@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmarks.repro import cpu_count, repro, upstream
+from benchmarks.common import threads_per_job
+from benchmarks.repro import repro, upstream
 
 #: Each stage writes when it started and ended, and the thread count it was given.
 STAGE = (
@@ -53,7 +54,7 @@ def test_independent_stages_overlap_dependents_wait_and_dvc_records_every_one(pr
     a, b, c, d = (times(project, n) for n in "abcd")
     assert a["start"] < b["end"] and b["start"] < a["end"], "a and b did not run side by side"
     assert c["start"] >= a["end"] and d["start"] >= c["end"]
-    assert {r["threads"] for r in (a, b, c, d)} == {str(max(1, cpu_count() // 2))}
+    assert {r["threads"] for r in (a, b, c, d)} == {str(threads_per_job(2))}
     status = subprocess.run(["dvc", "status", "--json"], cwd=project, capture_output=True, text=True, check=True)
     assert json.loads(status.stdout) == {}, status.stdout  # dvc.lock holds all four
     # Up to date now: a second call runs no command (the outputs keep their times).
