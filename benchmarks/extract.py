@@ -19,6 +19,9 @@ video), for one teacher (random init) and one decoder worker count (default: eve
   decoding, which a decoder does on top of decoding when the teacher runs on the CPU.
 - **pipeline-only**: ``Extractor.run`` with a *null teacher* (same preset, returns zeros, no
   compute): decode + device preprocessing + batching + output copies + journal, no model.
+- **parity**: the cache against the teacher on torchvision's own preset (:func:`parity`): the
+  lowest cosine over the first videos' clips and the relative L2 error, cached features (as
+  extracted, ``auto``'s precision) vs fp32 on ``VideoClassification`` of the same decoded frames.
 - **extract**: the real ``run_extraction`` with precision and memory format ``auto``: clips per
   second of its extraction loop (``ExtractSummary.loop_seconds``: from starting the decoders to the
   last journal write); ``extract_end_to_end`` divides by the whole call instead (building the
@@ -188,6 +191,46 @@ def pipeline_only(cfg: ExtractConfig, root: Path, records, teacher, device: torc
     return {"clips": summary.clips_extracted, "seconds": seconds, "clips_per_s": summary.clips_extracted / seconds}
 
 
+def parity(cache: Path, root: Path, cfg: ExtractConfig, teacher: str, device: torch.device, videos: int = 4) -> dict:
+    """The cache's features against the teacher on torchvision's own preset of the same decoded frames.
+
+    What the cache promises: for the first ``videos`` videos, each cached clip's features (the
+    extraction as it ran: decoder-side uint8 resize, ``auto``'s precision) vs the same random-init
+    teacher in fp32 on ``VideoClassification`` (what ``weights.transforms()`` returns) applied
+    to the clip's frames as PyAV decodes them: the lowest cosine over clips and the relative
+    L2 error over all of them.
+    """
+    from torchvision.transforms._presets import VideoClassification
+
+    from pipeline.cache import FeatureCache
+    from pipeline.video import decode
+
+    model = build_teacher(teacher, None, seed=cfg.seed).eval().to(device)
+    p = model.preset
+    reference = VideoClassification(crop_size=p.crop_size, resize_size=p.resize_size, mean=p.mean, std=p.std)
+    cached, theirs = [], []
+    store = FeatureCache(cache)
+    try:
+        for v in range(min(videos, len(store.videos))):
+            entry = store.entry(v)
+            for anchor, features in zip(entry.frames, entry.features, strict=True):
+                frames = [int(anchor) + cfg.horizon + i * cfg.frame_step for i in range(cfg.clip_len)]
+                clip = torch.from_numpy(decode(root / entry.path, frames).frames).permute(0, 3, 1, 2)
+                with torch.inference_mode():
+                    theirs.append(model(reference(clip)[None].to(device))[0][0].float().cpu())
+                cached.append(torch.from_numpy(features))
+    finally:
+        store.close()
+    ours, ref = torch.stack(cached), torch.stack(theirs)
+    cosine = torch.nn.functional.cosine_similarity(ours, ref, dim=1)
+    return {
+        "clips": len(cached),
+        "cosine_min": cosine.min().item(),
+        "cosine_mean": cosine.mean().item(),
+        "relative_l2": ((ours - ref).norm() / ref.norm()).item(),
+    }
+
+
 def defaults(device: torch.device, workers: int, quick: bool) -> dict:
     """Sizes that keep each timed pass a few seconds long: more videos where more workers decode."""
     per_worker = 8 if quick else 24
@@ -264,6 +307,7 @@ def measure(
         summary = run_extraction(cfg)
         wall = time.perf_counter() - t0
         cache_bytes = Path(cfg.out).stat().st_size
+        features = parity(Path(cfg.out), root, cfg, teacher, dev)
     if summary.failed:
         raise RuntimeError(f"{summary.failed} videos failed in the extraction: {summary.failures[:3]}")
 
@@ -296,6 +340,7 @@ def measure(
         "extract_end_to_end_s": wall,
         "extract_end_to_end_clips_per_s": summary.clips_extracted / wall,
         "cache_bytes": cache_bytes,
+        "parity": features,
         "limit": "teacher" if forward_best <= decode["clips_per_s"] else "decoding",
         "limit_clips_per_s": limit,
         "extract_vs_limit": extract_rate / limit,
@@ -333,6 +378,12 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
             f"{r['resize']['share']:.3f}",
             f"{r['resize']['resize_s']:.2f} s resizing vs {r['resize']['decode_s']:.2f} s decoding "
             f"({r['resize']['videos']} videos, one thread)",
+        ),
+        (
+            "cache features vs torchvision's preset (cos)",
+            f"{r['parity']['cosine_min']:.5f}",
+            f"lowest cosine of {r['parity']['clips']} clips (mean {r['parity']['cosine_mean']:.5f}), "
+            f"relative L2 {r['parity']['relative_l2']:.2e}; cached ({r['auto']}) vs fp32 on VideoClassification",
         ),
         (
             "decode-only vs teacher's best forward",

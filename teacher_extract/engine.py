@@ -1,17 +1,20 @@
 """The extraction loop: decoded videos in, teacher outputs of every clip out, batched across videos.
 
 Decoder processes (:mod:`teacher_extract.decoding`) hand over each video's distinct frames; the
-:class:`Extractor` moves them to the device, runs the preset there once per frame, gathers the
-clips and queues them; the teacher runs on fixed-size batches that mix clips of several videos,
-and each batch's outputs travel back while the next one runs. A finished video goes to the
-crash journal (:mod:`teacher_extract.journal`) on a writer thread. What to extract, and the
-cache built from the journal afterwards, is :mod:`teacher_extract.extract`'s business.
+:class:`Extractor` moves them to the device, runs the preset's geometry there once per frame
+(unless a decoder already did), and queues them as uint8. Each batch is built straight from the
+queue: one conversion copy per clip into the teacher's layout, one normalisation of the batch in
+place. The teacher runs on fixed-size batches that mix clips of several videos, and each batch's
+outputs travel back while the next one runs. A finished video goes to the crash journal
+(:mod:`teacher_extract.journal`) on a writer thread. What to extract, and the cache built from
+the journal afterwards, is :mod:`teacher_extract.extract`'s business.
 """
 
 from __future__ import annotations
 
 import collections
 import concurrent.futures as cf
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from teacher_extract.decoding import ClipDecoder, DecodedClips, decode_loader
 from teacher_extract.journal import Journal
 from teacher_extract.models import Teacher
 from teacher_extract.plan import PlanItem
+from teacher_extract.presets import VideoPreset
 
 if TYPE_CHECKING:
     from teacher_extract.extract import ExtractConfig, ExtractSummary
@@ -65,28 +69,45 @@ class _InFlight:
 
 
 class _ClipQueue:
-    """Clips on the device waiting for a batch: ``(clips (k, 3, T, h, w), owner, mirrored, first row)`` chunks."""
+    """Clips waiting for a batch, kept as their video's uint8 frames and the rows making each clip.
+
+    Chunks are ``(frames (U, 3, h, w) uint8 on the device, gather (k, T) on the host, owner,
+    mirrored, first row)``. :meth:`take` builds a batch straight from them: one conversion copy per
+    clip into the batch, laid out as the teacher reads it, then one normalisation in place.
+    """
 
     def __init__(self) -> None:
         self.chunks: collections.deque = collections.deque()
         self.size = 0
 
-    def add(self, clips: torch.Tensor, owner: _InFlight, mirrored: bool) -> None:
-        self.chunks.append((clips, owner, mirrored, 0))
-        self.size += clips.shape[0]
+    def add(self, frames: torch.Tensor, gather: torch.Tensor, owner: _InFlight, mirrored: bool) -> None:
+        self.chunks.append((frames, gather, owner, mirrored, 0))
+        self.size += gather.shape[0]
 
-    def take(self, count: int) -> tuple[torch.Tensor, list[tuple[_InFlight, int, bool]]]:
-        parts, owners = [], []
-        while count:
-            clips, owner, mirrored, first = self.chunks.popleft()
-            k = min(count, clips.shape[0])
-            parts.append(clips[:k])
+    def take(
+        self, count: int, size: int, preset: VideoPreset, memory_format: torch.memory_format
+    ) -> tuple[torch.Tensor, list[tuple[_InFlight, int, bool]]]:
+        """The next ``count`` clips as a ``(size, 3, T, h, w)`` float32 batch (zero rows after them), their owners."""
+        frames, gather = self.chunks[0][:2]
+        t, (c, h, w) = gather.shape[1], frames.shape[1:]
+        batch = torch.empty((size, c, t, h, w), device=frames.device, memory_format=memory_format)
+        owners, row = [], 0
+        while row < count:
+            frames, gather, owner, mirrored, first = self.chunks.popleft()
+            k = min(count - row, gather.shape[0])
+            for i, rows in enumerate(gather[:k].tolist()):
+                # (T, 3, h, w) uint8: a view when the clip's frames are consecutive rows (frame_step 1)
+                start = rows[0]
+                clip = frames[start : start + t] if rows == list(range(start, start + t)) else frames[rows]
+                batch[row + i].copy_(clip.transpose(0, 1))
             owners += [(owner, first + i, mirrored) for i in range(k)]
-            if k < clips.shape[0]:
-                self.chunks.appendleft((clips[k:], owner, mirrored, first + k))
-            count -= k
-            self.size -= k
-        return torch.cat(parts), owners
+            if k < gather.shape[0]:
+                self.chunks.appendleft((frames, gather[k:], owner, mirrored, first + k))
+            row += k
+        self.size -= count
+        preset.normalize_clips_(batch[:count])
+        batch[count:].zero_()
+        return batch, owners
 
 
 class Extractor:
@@ -114,35 +135,29 @@ class Extractor:
         out.record_stream(torch.cuda.current_stream(self.device))
         return out
 
-    def clips(self, frames: torch.Tensor, gather: torch.Tensor, mirrored: bool, prepared: bool) -> torch.Tensor:
-        """Frames on the device -> ``(n, 3, T, h, w)`` float clips of ``gather`` ``(n, T)``.
+    def prepare(self, frames: torch.Tensor, mirrored: bool, prepared: bool) -> torch.Tensor:
+        """Frames on the device -> ``(U, 3, h, w)`` uint8 as the teacher's preset crops them.
 
-        ``frames`` are ``(U, H, W, 3)`` uint8 as decoded, or ``(U, 3, h, w)`` uint8 when the decoder
+        ``frames`` are ``(U, H, W, 3)`` uint8 as decoded, or ``(U, 3, h, w)`` when the decoder
         already ran the preset's geometry (``prepared``, a teacher on the CPU). Mirroring flips the
         decoded frames *before* the preset, so a mirrored clip is exactly the preset applied to
         the mirrored video (a centre crop of an odd margin is not symmetric); prepared frames
-        arrive mirrored by the decoder.
+        arrive mirrored by the decoder. Normalising waits for the batch (:meth:`_ClipQueue.take`).
         """
-        preset = self.teacher.preset
         if prepared:
-            x = preset.normalize(frames)  # (U, 3, h, w)
-        else:
-            x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W), channels-last strides
-            x = preset.normalize(preset.geometry(x.flip(-1) if mirrored else x))  # once per distinct frame
-        return x[gather.to(self.device)].permute(0, 2, 1, 3, 4)  # (n, 3, T, h, w)
+            return frames
+        x = frames.permute(0, 3, 1, 2)  # (U, 3, H, W), channels-last strides
+        return self.teacher.preset.geometry(x.flip(-1) if mirrored else x)  # once per distinct frame
 
     @torch.inference_mode()
-    def forward(self, clips: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Teacher outputs for ``(n, 3, T, h, w)`` device clips, ``n <= batch_size``, as float32 (on the device).
+    def forward(self, batch: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher outputs of the first ``n`` clips of a ``(batch_size, 3, T, h, w)`` device batch, as float32.
 
-        The batch is padded to ``batch_size`` so every call has the same shape: a clip's
-        features then do not depend on which other clips shared its batch, and a resumed run
-        reproduces an uninterrupted one.
+        Every call has the same shape (a short batch is padded with zero clips): a clip's features
+        then do not depend on which other clips shared its batch, and a resumed run reproduces an
+        uninterrupted one.
         """
-        n = clips.shape[0]
-        if n < self.cfg.batch_size:
-            clips = torch.cat([clips, clips.new_zeros((self.cfg.batch_size - n, *clips.shape[1:]))])
-        x = clips.contiguous(memory_format=self.memory_format)
+        x = batch.contiguous(memory_format=self.memory_format)  # built in this format: no copy
         with autocast(self.device, self.run_config.precision):
             features, logits = self.teacher(x)
         return features[:n].float(), None if logits is None else logits[:n].float()
@@ -191,21 +206,41 @@ class Extractor:
                 self._note_header(item, decoded, summary)
                 video = self._in_flight(item, decoded)
                 frames = self.to_device(decoded.frames)
-                queue.add(self.clips(frames, decoded.gather, False, decoded.prepared), video, False)
+                gather = decoded.gather  # stays on the host: batches are built from it row by row
+                queue.add(self.prepare(frames, False, decoded.prepared), gather, video, False)
                 if cfg.mirror:
                     if decoded.prepared:
                         frames = self.to_device(decoded.frames_mirror)
-                    queue.add(self.clips(frames, decoded.gather, True, decoded.prepared), video, True)
+                    queue.add(self.prepare(frames, True, decoded.prepared), gather, video, True)
                 decoded.frames = decoded.frames_mirror = None  # the device holds the frames now
                 while queue.size >= bs:
-                    self._launch(*queue.take(bs), returning)
+                    self._launch(bs, *self._next_batch(queue, bs), returning)
                     self._collect(returning, keep=1, done=done, summary=summary)
             while queue.size:
-                self._launch(*queue.take(min(bs, queue.size)), returning)
+                n = min(bs, queue.size)
+                self._launch(n, *self._next_batch(queue, n), returning)
             self._collect(returning, keep=0, done=done, summary=summary)
             for write in writes:
                 write.result()  # re-raise a failed journal write here
         summary.loop_seconds += time.perf_counter() - start
+
+    def _next_batch(self, queue: _ClipQueue, n: int) -> tuple[torch.Tensor, list]:
+        """The next ``n`` queued clips as a padded batch; on a CPU built on one thread.
+
+        Building a batch is a few milliseconds of copies, where the intra-op pool's other threads
+        cost more CPU (waking, spinning) than they save, CPU the decoder processes need: measured
+        with a null teacher, 8 clips per video, the main process spent 2.5-3.4 ms of CPU per clip
+        with two threads, 1.6-1.8 ms with one. The teacher's forward keeps every thread.
+        """
+        take = functools.partial(queue.take, n, self.cfg.batch_size, self.teacher.preset, self.memory_format)
+        if self.device.type != "cpu":
+            return take()
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return take()
+        finally:
+            torch.set_num_threads(threads)
 
     def _in_flight(self, item: PlanItem, decoded: DecodedClips) -> _InFlight:
         n, d, c = len(decoded.anchors), self.teacher.feature_dim, self.teacher.num_classes
@@ -235,9 +270,9 @@ class Extractor:
                 decoded.num_frames,
             )
 
-    def _launch(self, clips: torch.Tensor, owners: list, returning: collections.deque) -> None:
-        """Run one batch and start copying its outputs back without waiting for them."""
-        features, logits = self.forward(clips)
+    def _launch(self, n: int, batch: torch.Tensor, owners: list, returning: collections.deque) -> None:
+        """Run one batch (``n`` clips) and start copying its outputs back without waiting for them."""
+        features, logits = self.forward(batch, n)
         event = None
         if self.device.type == "cuda":
             features = _to_host_async(features)

@@ -166,6 +166,25 @@ def test_mtl_aqa_option_errors(mtl: Path, tmp_path: Path) -> None:
         load_dataset("mtl_aqa", empty, split="0")
 
 
+SMALLER = "MTL-AQA_dataset_release/Ready_2_Use/smaller_training_sets"
+
+
+def test_mtl_aqa_smaller_training_sets_test_on_the_main_split(mtl: Path) -> None:
+    """The release's layout: size_140 repeats the annotations, size_280 ships only its train list."""
+    dump(mtl / SMALLER / "size_140/final_annotations_dict.pkl", ANNOTATIONS)
+    dump(mtl / SMALLER / "size_140/train_split_0.pkl", [(1, 1)])
+    dump(mtl / SMALLER / "size_280/train_split_0.pkl", [(4, 105)])
+    expected = [("frames/01_01", "train"), ("frames/26_04", "test")]
+    for options in ({"train_size": 140}, {"train_size": "size_140"}, {"annotations_dir": f"{SMALLER}/size_140"}):
+        index = load_dataset("mtl_aqa", mtl, split="0", **options)
+        assert [(v.path, v.split) for v in index.videos] == expected, options
+        assert index.missing == ("frames/01_02",)
+    index = load_dataset("mtl_aqa", mtl, split="0", annotations_dir=f"{SMALLER}/size_280")
+    assert [(v.path, v.split) for v in index.videos] == [("frames/04_105", "train"), ("frames/26_04", "test")]
+    with pytest.raises(DatasetError, match="smaller training set 'size_450' .* found: size_140, size_280"):
+        load_dataset("mtl_aqa", mtl, split="0", train_size=450)
+
+
 # --------------------------------------------------------------------------------------------- YUP++
 
 YUP_CLASSES = ("Fountain", "Beach", "Fireworks")  # not in sorted order on purpose

@@ -11,6 +11,8 @@ MTL-AQA_split_0_data/``) ships pickles, written by Python 3 (protocol 3) from pl
   ``judge_scores``; CoRe's ``final_annotations_dict_with_dive_number.pkl`` adds ``dive_number``).
 * ``train_split_0.pkl`` / ``test_split_0.pkl``: lists of ``(event, clip)`` keys (1059 / 353),
   the release's only split, id ``"0"``.
+* ``../smaller_training_sets/size_{140,280,450}/train_split_0.pkl``: smaller training lists,
+  tested on the main split's test list (option ``train_size``).
 
 The pickles are read by a restricted unpickler (builtins and numpy arrays/scalars only), never
 by ``pickle.load``: an annotation file must not be able to run code.
@@ -50,6 +52,9 @@ ANNOTATION_DIRS = (
     "MTL-AQA_dataset_release/Ready_2_Use/MTL-AQA_split_0_data",
     ".",
 )
+MAIN_SPLIT_DIR = "MTL-AQA_split_0_data"
+#: The release's smaller training sets (``size_140`` ...), beside ``MTL-AQA_split_0_data/``.
+SMALLER_SETS = "smaller_training_sets"
 #: The release's annotation file, then the re-packaged copies (same keys, extra fields).
 ANNOTATION_FILES = (
     "final_annotations_dict.pkl",
@@ -168,6 +173,35 @@ def _find_annotations_dir(root: Path, option: str | None, split: str) -> Path:
     )
 
 
+def _smaller_set(folder: Path, size: str, split: str) -> Path:
+    """The folder of the release's smaller training set ``size`` (``Ready_2_Use/smaller_training_sets/size_<N>/``).
+
+    The release ships it beside ``MTL-AQA_split_0_data/`` with only a training list (and, for
+    some sizes, the same annotations again); its test list is the main split's. ``folder`` is
+    the main split's folder, or the smaller set's own when ``annotations_dir`` names it.
+    """
+    wanted = f"train_split_{split}.pkl"
+    name = size if size.startswith("size_") else f"size_{size}"
+    for candidate in (folder.parent / SMALLER_SETS / name, folder):
+        if candidate.name == name and (candidate / wanted).is_file():
+            return candidate
+    sets = folder.parent / SMALLER_SETS
+    found = sorted(d.name for d in sets.glob("size_*") if (d / wanted).is_file()) if sets.is_dir() else []
+    raise DatasetError(
+        f"no MTL-AQA smaller training set {name!r} with {wanted} in {sets}; "
+        + (f"found: {', '.join(found)}" if found else "the release ships size_140, size_280 and size_450 there")
+    )
+
+
+def _main_split(folder: Path, split: str) -> Path:
+    """The folder holding the main split's test list: ``folder``, or for a smaller set named
+    directly by ``annotations_dir``, ``MTL-AQA_split_0_data/`` two levels up."""
+    wanted = f"test_split_{split}.pkl"
+    if folder.parent.name == SMALLER_SETS and not (folder / wanted).is_file():
+        return folder.parent.parent / MAIN_SPLIT_DIR
+    return folder
+
+
 def _clip_path(pattern: str, key: tuple[int, int]) -> str:
     try:
         rel = pattern.format(event=key[0], clip=key[1])
@@ -200,8 +234,13 @@ def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
         annotations: annotation file name in that folder; by default the first present of
             ``final_annotations_dict.pkl``, ``augmented_final_annotations_dict.pkl``,
             ``final_annotations_dict_with_dive_number.pkl``.
+        train_size: one of the release's smaller training sets (``140``, ``280``, ``450``, or
+            ``size_140`` ...): its ``train_split_0.pkl`` from ``smaller_training_sets/size_<N>/``
+            beside the main split's folder, tested on the main split's ``test_split_0.pkl``, as
+            the release prescribes. An ``annotations_dir`` naming a smaller set's folder itself
+            works too (its test list is then read from ``MTL-AQA_split_0_data/``).
     """
-    check_options("mtl_aqa", options, ("pattern", "target", "annotations_dir", "annotations"))
+    check_options("mtl_aqa", options, ("pattern", "target", "annotations_dir", "annotations", "train_size"))
     if split not in SPLIT_IDS:
         raise DatasetError(f"invalid MTL-AQA split {split!r}; valid splits: {', '.join(SPLIT_IDS)}")
     target = str(options.get("target", "final"))
@@ -209,6 +248,11 @@ def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
         raise DatasetError(f"invalid MTL-AQA target {target!r}; valid targets: {', '.join(TARGETS)}")
     pattern = str(options.get("pattern", DEFAULT_PATTERN))
     folder = _find_annotations_dir(root, options.get("annotations_dir"), split)
+    lists = {"train": folder, "test": _main_split(folder, split)}
+    if options.get("train_size") is not None:
+        lists["train"] = _smaller_set(folder, str(options["train_size"]), split)
+    if lists["test"] != folder:  # a smaller set named directly: the main split's annotations cover both lists
+        folder = lists["test"]
     if options.get("annotations"):
         annotations_path = folder / str(options["annotations"])
     else:
@@ -220,7 +264,7 @@ def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
     records: list[VideoRecord] = []
     paths: dict[str, tuple[int, int]] = {}
     for kind in ("train", "test"):
-        split_path = folder / f"{kind}_split_{split}.pkl"
+        split_path = lists[kind] / f"{kind}_split_{split}.pkl"
         keys = read_split(split_path, annotations, annotations_path)
         for key in keys:
             rel = _clip_path(pattern, key)
