@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, config_option, setup_logging, user_errors
+from pipeline.cli_utils import common_options, config_option, echo_config, setup_logging, user_errors
 from pipeline.config import load_config, read_params
 from pipeline.synthetic import MOTIONS, SyntheticConfig, generate
 
@@ -51,7 +51,7 @@ def _opt(name: str, text: str, **kwargs):
 @_opt("seed", "Seed: the same seed writes the same videos.", type=int)
 @_opt("workers", "Videos encoded in parallel.", type=int)
 @common_options
-def make_synthetic(params: Path | None, verbose: bool, **options) -> None:
+def make_synthetic(params: Path | None, verbose: bool, print_config: bool, **options) -> None:
     """Write a small synthetic action dataset: the UCF101 layout, or a scored manifest.
 
     Each class is a kind of motion (left/right, up/down, rotation sense, grow/shrink, orbit
@@ -61,4 +61,7 @@ def make_synthetic(params: Path | None, verbose: bool, **options) -> None:
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(SyntheticConfig, read_params(params, "make_synthetic"), **options)
+        if print_config:
+            echo_config(cfg)
+            return
         generate(cfg)

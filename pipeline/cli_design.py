@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, config_option, setup_logging, user_errors
+from pipeline.cli_utils import common_options, config_option, echo_config, setup_logging, user_errors
 from pipeline.config import load_config, read_params
 from pipeline.design import DesignConfig, check_design
 
@@ -20,7 +20,7 @@ from pipeline.design import DesignConfig, check_design
 @config_option(DesignConfig, "ceiling", "make-synthetic's ceiling.json.", type=click.Path())
 @config_option(DesignConfig, "out", "Where to write the checks (JSON).", type=click.Path(dir_okay=False))
 @common_options
-def check_benchmark(params: Path | None, verbose: bool, **options) -> None:
+def check_benchmark(params: Path | None, verbose: bool, print_config: bool, **options) -> None:
     """Check the synthetic benchmark's design from the teacher's cache alone, before any student runs.
 
     How much of the teacher-feature variance a frame could learn beyond the label, the teacher's
@@ -29,4 +29,7 @@ def check_benchmark(params: Path | None, verbose: bool, **options) -> None:
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(DesignConfig, read_params(params, "check_benchmark"), **options)
+        if print_config:
+            echo_config(cfg)
+            return
         check_design(cfg)

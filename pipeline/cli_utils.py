@@ -46,7 +46,8 @@ def setup_logging(verbose: bool) -> None:
 
 
 def common_options(command: Callable) -> Callable:
-    """Add ``--params``, ``--verbose`` and ``--version`` to a command."""
+    """Add ``--params``, ``--print-config``, ``--verbose`` and ``--version`` to a command."""
+    command = print_config_option(command)
     command = click.option(
         "--params",
         type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -69,6 +70,23 @@ def section_option(default: str) -> Callable:
         show_default=True,
         help="The --params section that sets the defaults (another stage of this command).",
     )
+
+
+def print_config_option(command: Callable) -> Callable:
+    """``--print-config``: show the resolved config and stop (the command checks ``print_config``
+    right after building its config, with :func:`echo_config`)."""
+    return click.option(
+        "--print-config",
+        is_flag=True,
+        help="Print the resolved config as YAML (defaults, then --params, then flags) and exit without running.",
+    )(command)
+
+
+def echo_config(cfg: Any) -> None:
+    """The config as the run would use it, in the YAML a run folder keeps (``config.yaml``)."""
+    from pipeline.config import config_yaml
+
+    click.echo(config_yaml(cfg), nl=False)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:

@@ -191,9 +191,14 @@ def config_dict(cfg: Any) -> dict[str, Any]:
     return {f.name: plain(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
 
 
+def config_yaml(cfg: Any) -> str:
+    """The resolved config as YAML, keys sorted: what ``--print-config`` prints and a run folder keeps."""
+    return yaml.safe_dump(config_dict(cfg), sort_keys=True)
+
+
 def save_config(cfg: Any, path: str | Path) -> Path:
     """Write the resolved config as YAML next to a run's outputs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(config_dict(cfg), sort_keys=True))
+    path.write_text(config_yaml(cfg))
     return path

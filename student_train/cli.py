@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, section_option, setup_logging, user_errors
+from pipeline.cli_utils import common_options, echo_config, section_option, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import PRECISIONS
@@ -102,7 +102,9 @@ CONTEXT = {"max_content_width": 110}
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.pt (bit-exact on CPU).")
 @section_option("train_student")
 @common_options
-def train_student(params: Path | None, verbose: bool, section: str, arm: str | None, resume: bool, **options) -> None:
+def train_student(
+    params: Path | None, verbose: bool, print_config: bool, section: str, arm: str | None, resume: bool, **options
+) -> None:
     """Train a 2D-CNN student from a feature cache alone: task loss + lambda x hallucination loss.
 
     The student sees one stored frame and learns its task while hallucinating the teacher's
@@ -112,6 +114,9 @@ def train_student(params: Path | None, verbose: bool, section: str, arm: str | N
     with user_errors(verbose):
         values = training.apply_arm(read_params(params, section), arm)
         cfg = load_config(TrainConfig, values, **options)
+        if print_config:
+            echo_config(cfg)
+            return
         try:
             training.train_student(cfg, resume=resume)
         except TrainingInterrupted as err:

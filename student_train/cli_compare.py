@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, config_option, section_option, setup_logging, user_errors
+from pipeline.cli_utils import common_options, config_option, echo_config, section_option, setup_logging, user_errors
 from pipeline.config import load_config, read_params
 from pipeline.outputs import check_output_dir
 from student_train import compare
@@ -68,11 +68,14 @@ _DIR = click.Path(file_okay=False)
 )
 @section_option("compare_students")
 @common_options
-def compare_students(params: Path | None, verbose: bool, section: str, **options) -> None:
+def compare_students(params: Path | None, verbose: bool, print_config: bool, section: str, **options) -> None:
     """Score every run once on the test split and compare the arms over paired seeds: report.json and plots."""
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(CompareConfig, read_params(params, section), **options)
+        if print_config:
+            echo_config(cfg)
+            return
         # The default metrics/ folder also holds check-benchmark's and the protocol's files.
         markers = ("report.json", "plots", "design.json", "selection.json", "knobs.json")
         check_output_dir(Path(cfg.out), kind="compare-students", marker_files=markers)

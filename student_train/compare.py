@@ -346,10 +346,40 @@ def compare_students(cfg: CompareConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary(report), indent=2) + "\n")
     plot_report(report, arms, out / "plots")
     for line in table(report).splitlines():
         logger.info("%s", line)
     return report
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The report's headline, flat: one ``dvc exp show`` column per figure (``report.json`` has the rest).
+
+    Per arm the mean of the headline figure over the seeds; per arm against the baseline the
+    paired difference, its 95% CI as two numbers, the seeds it is ahead on and the share of the
+    baseline-to-ceiling gap it closes; the achievable ceiling, the teacher's top-1 and how much
+    of the teacher's features a frame could learn beyond the label (the design checks).
+    """
+    headline = report["headline"]
+    out: dict[str, Any] = {"metric": headline, "seeds": report["baseline"][headline]["n"]}
+    out.update({arm: report[arm][headline]["mean"] for arm in ARMS if arm in report})
+    for arm, comparison in report["comparisons"].items():
+        c = comparison.get(headline)
+        if c:
+            low, high = c["ci95"]
+            out |= {f"{arm}_diff": c["diff_mean"], f"{arm}_ci_low": low, f"{arm}_ci_high": high}
+            out[f"{arm}_wins"] = c["wins"]
+            if "gap_closed" in c:
+                out[f"{arm}_gap_closed"] = c["gap_closed"]
+    if "single_frame_ceiling" in report:
+        out["ceiling"] = report["single_frame_ceiling"][headline]
+    if isinstance(report["teacher"].get("video_top1"), float):
+        out["teacher_top1"] = report["teacher"]["video_top1"]
+    beyond = (report.get("design") or {}).get("teacher_beyond_label_r2")
+    if isinstance(beyond, float):
+        out["beyond_label_r2"] = beyond
+    return out
 
 
 def _fmt(x: Any, digits: int = 4) -> str:

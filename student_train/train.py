@@ -30,7 +30,7 @@ import torch
 
 from pipeline.cache import CacheError, FeatureCache
 from pipeline.checkpoint import load_safely, save_atomic
-from pipeline.config import check_choice, config_dict
+from pipeline.config import check_choice, config_dict, save_config
 from pipeline.device import PRECISIONS, autocast, check_device, resolve_device, resolve_precision
 from pipeline.distributed import World, all_reduce_sum, barrier, device_for, process_group, world_from_env
 from pipeline.errors import UserError
@@ -611,7 +611,9 @@ def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
     world = world_from_env()
     out = Path(cfg.out)
     if world.main:
-        check_output_dir(out, kind="train-student run", marker_files=("checkpoint.pt", "metrics.json", "log.csv"))
+        check_output_dir(
+            out, kind="train-student run", marker_files=("checkpoint.pt", "metrics.json", "log.csv", "config.yaml")
+        )
     with process_group(world, resolve_device(device_for(world, cfg.device))):
         if not world.main:
             trainer = Trainer(cfg, world).resumed(resume)
@@ -619,5 +621,6 @@ def train_student(cfg: TrainConfig, *, resume: bool = False) -> dict[str, Any]:
                 return trainer.fit()
         with OutputLock(out, "train-student"):
             trainer = Trainer(cfg, world).resumed(resume)
+            save_config(cfg, out / "config.yaml")  # the run as resolved (and checked), beside what it makes
             with on_sigterm(trainer.terminate):
                 return trainer.fit()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, section_option, setup_logging, user_errors, version_option
+from pipeline.cli_utils import common_options, echo_config, section_option, setup_logging, user_errors, version_option
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from pipeline.device import MEMORY_FORMATS, PRECISIONS
@@ -61,7 +61,9 @@ logger = logging.getLogger(__name__)
 @_opt(ExtractConfig, "out", "Cache file to write or update.", type=click.Path(dir_okay=False, path_type=Path))
 @section_option("extract_teacher")
 @common_options
-def extract_teacher(params: Path | None, verbose: bool, section: str, dataset_option: dict, **options) -> None:
+def extract_teacher(
+    params: Path | None, verbose: bool, print_config: bool, section: str, dataset_option: dict, **options
+) -> None:
     """Run a 3D-CNN teacher once over a dataset and cache its features (HDF5).
 
     For every anchor frame t the teacher sees the clip t, t+s, ..., t+(clip-len - 1)*s; the cache
@@ -75,6 +77,9 @@ def extract_teacher(params: Path | None, verbose: bool, section: str, dataset_op
     with user_errors(verbose):
         values = with_dataset_options(read_params(params, section), dataset_option)
         cfg = load_config(ExtractConfig, values, **options)
+        if print_config:
+            echo_config(cfg)
+            return
         try:
             extract(cfg)
         except ExtractionFailed as err:

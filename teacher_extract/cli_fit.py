@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, setup_logging, user_errors
+from pipeline.cli_utils import common_options, echo_config, setup_logging, user_errors
 from pipeline.cli_utils import config_option as _opt
 from pipeline.config import load_config, read_params
 from teacher_extract.fit import FitConfig, fit_teacher_model
@@ -25,7 +25,7 @@ from teacher_extract.options import shared_options, with_dataset_options
     type=click.Path(dir_okay=False, path_type=Path),
 )
 @common_options
-def fit_teacher(params: Path | None, verbose: bool, dataset_option: dict, **options) -> None:
+def fit_teacher(params: Path | None, verbose: bool, print_config: bool, dataset_option: dict, **options) -> None:
     """Train (or fine-tune) a registry teacher on a dataset's train split.
 
     Reports clip accuracy on the test split and saves a checkpoint for extract-teacher. This
@@ -36,4 +36,7 @@ def fit_teacher(params: Path | None, verbose: bool, dataset_option: dict, **opti
     with user_errors(verbose):
         values = with_dataset_options(read_params(params, "fit_teacher"), dataset_option)
         cfg = load_config(FitConfig, values, **options)
+        if print_config:
+            echo_config(cfg)
+            return
         fit_teacher_model(cfg)

@@ -1,4 +1,5 @@
-"""What every console script shares: ``--version`` prints the code version a feature cache records."""
+"""What every console script shares: ``--version`` prints the code version a feature cache records,
+``--print-config`` the resolved config of a run, without running it."""
 
 from __future__ import annotations
 
@@ -50,3 +51,33 @@ def test_the_installed_script_answers_version() -> None:
     result = subprocess.run([str(script), "--version"], capture_output=True, text=True, check=True)
     assert result.stdout == f"{code_version()}\n"
     assert code_version().startswith("hallucinet ") and "not installed" not in code_version()
+
+
+#: The commands a params.yaml section configures, with that section.
+CONFIGURED = {
+    "make-synthetic": [],
+    "check-benchmark": [],
+    "fit-teacher": [],
+    "extract-teacher": [],
+    "train-student": ["--arm", "baseline", "--seed", "3"],
+    "compare-students": [],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGURED))
+def test_print_config_shows_the_resolved_run_and_runs_nothing(name: str, tmp_path: Path, monkeypatch) -> None:
+    import yaml
+
+    module, _, attr = SCRIPTS[name].partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    monkeypatch.chdir(tmp_path)  # nothing may be written here
+    args = ["--params", str(REPO / "params.yaml"), "--print-config", *CONFIGURED[name]]
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.output)
+    section = yaml.safe_load((REPO / "params.yaml").read_text())[name.replace("-", "_")]
+    shared = [k for k in section if k in config and k not in ("arms", "dataset_options")]
+    assert shared and all(config[k] == section[k] for k in shared), name
+    if name == "train-student":  # the arm's overrides and the flags are applied
+        assert config["lambda_weight"] == 0 and config["seed"] == 3
+    assert list(tmp_path.iterdir()) == []

@@ -77,7 +77,8 @@ def resolve_stages(root: Path, pipeline: str) -> list[StageInfo]:
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
-    with Repo(str(root)) as repo:
+    # real/ is a DVC project of its own (``dvc init --subdir``): the root one does not see it.
+    with Repo(str((root / pipeline).parent)) as repo:
         stages = []
         for stage in repo.index.stages:
             if Path(stage.dvcfile.path).resolve() != (root / pipeline).resolve():
@@ -311,12 +312,14 @@ def scratch(tmp_path_factory) -> Path:
     stages = [s for pipeline in PIPELINES for s in resolve_stages(root, pipeline)]
     for path in [p for s in stages for p in s.outs] + [p for s in stages for p in s.deps]:
         placeholder(path)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)  # DVC's run cache resolves stage paths against the working directory
-        with Repo(str(root)) as repo:
-            repo.commit(force=True)
-        with Repo(str(root)) as repo:
-            assert repo.status() == {}, "the scratch pipeline is not up to date after dvc commit --force"
+    for pipeline in PIPELINES:  # each pipeline is a DVC project of its own (real/: dvc init --subdir)
+        project = (root / pipeline).parent
+        with pytest.MonkeyPatch.context() as mp:
+            mp.chdir(project)  # DVC's run cache resolves stage paths against the working directory
+            with Repo(str(project)) as repo:
+                repo.commit(force=True)
+            with Repo(str(project)) as repo:
+                assert repo.status() == {}, f"the scratch {pipeline} is not up to date after dvc commit --force"
     return root
 
 
@@ -324,10 +327,10 @@ def dirty(root: Path, pipeline: str, *, names: bool = False) -> tuple[dict[str, 
     """DVC's status of one pipeline's stages (by stage name) and, with ``names``, the names of its stages now."""
     from dvc.repo import Repo
 
-    prefix = "" if pipeline == "dvc.yaml" else f"{pipeline}:"
-    with Repo(str(root)) as repo:
-        status = {key.removeprefix(prefix): value for key, value in repo.status(targets=[pipeline]).items()}
-        return status, {s.name for s in repo.stage.collect(pipeline)} if names else None
+    with Repo(str((root / pipeline).parent)) as repo:  # the pipeline's own DVC project
+        # keys are ``<dvc.yaml as seen from the working directory>:<stage>``, or the bare name
+        status = {key.rpartition(":")[2]: value for key, value in repo.status().items()}
+        return status, {s.name for s in repo.stage.collect()} if names else None
 
 
 @pytest.mark.parametrize("pipeline", PIPELINES)
@@ -348,7 +351,7 @@ def test_param_sweep_dirties_exactly_the_stages_that_depend_on_the_key(
     """
     monkeypatch.chdir(scratch)
     params_path = scratch / Path(pipeline).parent / "params.yaml"
-    params_rel = str(params_path.relative_to(scratch))
+    params_rel = str(params_path.relative_to((scratch / pipeline).parent))  # as its DVC project names it
     original = params_path.read_text()
     params = read_yaml(params_path)
     refs = interpolated(scratch / pipeline)

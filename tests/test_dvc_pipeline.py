@@ -125,7 +125,8 @@ def test_dvc_repro_end_to_end(tmp_path: Path, env: dict[str, str]) -> None:
     assert report["protocol"]["selected_on"] == "val" and report["protocol"]["scored_split"] == "test"
     for png in ("accuracy", "fidelity", "curves", "cost"):
         assert (project / f"metrics/plots/{png}.png").read_bytes()[:4] == b"\x89PNG"
-    assert "video_top1" in run(["dvc", "metrics", "show"], project, env)
+    shown = run(["dvc", "metrics", "show"], project, env)
+    assert "hallucinet_ci_low" in shown and "failed to load" not in shown
 
     # Nothing changed: nothing runs (byte-stable outputs all the way down).
     assert ran(run(["dvc", "repro"], project, env)) == set()
@@ -180,7 +181,8 @@ def check_experiments(project: Path, env: dict[str, str]) -> None:
         output = run(["dvc", "exp", "run", "-n", name, "-S", f"train_student.lr={rate}"], project, env)
         assert ran(output) == (set() if rate == lr else {*TRAIN, *finetune, "compare_students"})
 
-    # dvc exp show: each experiment with its rate and every run's headline metrics (DVCLive's metrics.json).
+    # dvc exp show: each experiment with its rate and the comparison's headline (summary.json), the
+    # only metrics file: the CI bounds as columns of their own, no per-run or per-seed columns.
     shown = json.loads(run(["dvc", "exp", "show", "--json"], project, env))
     experiments = {
         rev["name"]: rev["data"]
@@ -190,19 +192,27 @@ def check_experiments(project: Path, env: dict[str, str]) -> None:
         if rev.get("name") in rates
     }
     assert set(experiments) == set(rates)
-    runs = [f"models/{arm}/seed{seed}/dvclive/metrics.json" for arm in ("hallucinet", "baseline") for seed in SEEDS]
     for name, data in experiments.items():
         assert data["params"]["params.yaml"]["data"]["train_student"]["lr"] == rates[name]
-        for path in runs:
-            headline = data["metrics"][path]["data"]
-            assert 0 <= headline["video_top1"] <= 1 and "fidelity_cosine" in headline and "per_class" not in headline
-        assert "test_clip_accuracy" in data["metrics"]["models/teacher.dvclive/metrics.json"]["data"]
-    fidelity = {name: data["metrics"][runs[0]]["data"]["fidelity_cosine"] for name, data in experiments.items()}
-    assert fidelity["toy-lr"] != fidelity["toy-lr-x3"]  # another rate, another run
+        assert list(data["metrics"]) == ["metrics/summary.json"]
+        headline = data["metrics"]["metrics/summary.json"]["data"]
+        assert headline["metric"] == "video_top1" and headline["seeds"] == len(SEEDS)
+        assert headline["hallucinet_ci_low"] <= headline["hallucinet_diff"] <= headline["hallucinet_ci_high"]
+        assert 0 <= headline["baseline"] <= 1 and 0 <= headline["teacher_top1"] <= 1
+    header = run(["dvc", "exp", "show", "--csv"], project, env).splitlines()[0].split(",")
+    assert {"hallucinet_ci_low", "hallucinet_ci_high", "hallucinet_gap_closed"} <= set(header)
+    assert not [c for c in header if "dvclive" in c or "report.json" in c]
+    checkpoint = "models/hallucinet/seed0/checkpoint.pt"
+    weights = {name: data["outs"][checkpoint]["hash"] for name, data in experiments.items()}
+    assert weights["toy-lr"] != weights["toy-lr-x3"]  # another rate, another run
 
-    # dvc plots diff: the per-epoch curves of both experiments overlaid (DVCLive's TSVs, x: step).
+    # dvc plots show: the comparison's figures alone (the arms' curves overlaid, mean and band).
+    plots = json.loads(run(["dvc", "plots", "show", "--json"], project, env))
+    assert set(plots["data"]) == {f"metrics/plots/{png}.png" for png in ("accuracy", "fidelity", "curves", "cost")}
+
+    # dvc plots diff on one run's DVCLive TSVs, named as targets: both experiments' curves overlaid.
     curves = "models/hallucinet/seed0/dvclive/plots/metrics"
-    diff = json.loads(run(["dvc", "plots", "diff", *rates, "--json", "--targets", curves], project, env))
+    diff = json.loads(run(["dvc", "plots", "diff", *rates, "--json", "--targets", curves, "-x", "step"], project, env))
     loss = diff["data"][f"{curves}/loss.tsv"][0]
     assert loss["revisions"] == list(rates) and loss["content"]["encoding"]["x"]["field"] == "step"
     points = loss["content"]["data"]["values"]

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 from click.testing import CliRunner
 from helpers import CLASSES, make_cache, train_config
 
@@ -65,6 +66,8 @@ def test_training_writes_its_outputs(cache_file: Path, tmp_path: Path) -> None:
         assert (out / "plots" / png).read_bytes()[:4] == b"\x89PNG"
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert ckpt["epoch"] == 2 and ckpt["cache"]["config_key"] == "k" and tuple(ckpt["spec"]["classes"]) == CLASSES
+    config = yaml.safe_load((out / "config.yaml").read_text())  # the run as resolved, readable without torch
+    assert config["epochs"] == 2 and config["out"] == str(out) and config == ckpt["config"]
 
 
 class InterruptedTrainer(Trainer):
