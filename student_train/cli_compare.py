@@ -58,7 +58,7 @@ _DIR = click.Path(file_okay=False)
 @config_option(
     CompareConfig, "selection", "Optional: the val grid's selection (JSON), copied into the report.", type=_FILE
 )
-@config_option(CompareConfig, "out", "Folder for report.json and plots/.", type=_DIR)
+@config_option(CompareConfig, "out", "Folder for report.json, summary.json and plots/.", type=_DIR)
 @config_option(CompareConfig, "device", "auto (CUDA if available), cpu, cuda or cuda:N: where the runs are scored.")
 @click.option(
     "--seeds",
@@ -69,7 +69,7 @@ _DIR = click.Path(file_okay=False)
 @section_option("compare_students")
 @common_options
 def compare_students(params: Path | None, verbose: bool, print_config: bool, section: str, **options) -> None:
-    """Score every run once on the test split and compare the arms over paired seeds: report.json and plots."""
+    """Score every run once on the test split and compare the arms over paired seeds: report, summary, plots."""
     setup_logging(verbose)
     with user_errors(verbose):
         cfg = load_config(CompareConfig, read_params(params, section), **options)

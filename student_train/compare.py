@@ -4,7 +4,8 @@ Reads only files the stages wrote: each student run's ``metrics.json`` and ``log
 (train-student), the feature cache's attributes (which teacher made the targets, its GFLOPs),
 and, when present, the teacher's ``<teacher>.json`` (fit-teacher: its centre-clip accuracy) and
 the dataset's ``ceiling.json`` (make-synthetic: the best video top-1 single frames allow).
-Writes the comparison's report, ``report.json``, and PNG plots, and logs a table.
+Writes the comparison's report, ``report.json``, its headline flat in ``summary.json`` (what
+``dvc exp show`` shows), and PNG plots, and logs a table.
 
 The comparison pairs the two arms by seed: runs of one seed share initialisation, batch order
 and augmentation (only the loss differs), so the per-seed difference removes most of the
@@ -301,7 +302,7 @@ def protocol(arms: dict[str, dict[int, dict]], cfg: CompareConfig, selection: di
 
 
 def compare_students(cfg: CompareConfig) -> dict[str, Any]:
-    """Score the runs on ``cfg.split``, compare them, write ``report.json`` and plots under ``cfg.out``."""
+    """Score the runs on ``cfg.split``, compare them; write ``report.json``, ``summary.json``, plots in ``cfg.out``."""
     cache = Path(cfg.cache)
     if not cache.is_file():
         raise UserError(f"feature cache {cache} does not exist (extract-teacher writes it)")

@@ -184,6 +184,16 @@ def test_compare_with_teacher_ceiling_design_and_selection(trained: Path, tmp_pa
     assert c["gap_closed"] == pytest.approx(c["diff_mean"] / (0.9 - base) if base < 0.9 else math.nan, nan_ok=True)
     assert r["protocol"]["selection"]["chosen"] == {"lambda_weight": 50.0} and r["protocol"]["selected_on"] == "val"
     assert r["protocol"]["hallucinet_matches_selection"] is True
+    # summary.json: the headline flat, what dvc exp show lists (the CI bounds as two numbers)
+    summary = json.loads((tmp_path / "out/summary.json").read_text())
+    assert summary["metric"] == "video_top1" and summary["seeds"] == c["n"] and summary["ceiling"] == 0.9
+    assert summary["baseline"] == base and summary["hallucinet"] == r["hallucinet"]["video_top1"]["mean"]
+    assert [summary[f"hallucinet_{k}"] for k in ("diff", "ci_low", "ci_high", "wins")] == [
+        c["diff_mean"],
+        *c["ci95"],
+        c["wins"],
+    ]
+    assert summary["beyond_label_r2"] == 0.2 and not any(isinstance(v, dict | list) for v in summary.values())
     (tmp_path / "selection.json").write_text(json.dumps({"split": "val", "chosen": {"lambda_weight": 5.0}}))
     r = compare_students(config(trained, selection=str(tmp_path / "selection.json"), out=str(tmp_path / "out2")))
     assert r["protocol"]["hallucinet_matches_selection"] is False
