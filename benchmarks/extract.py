@@ -381,8 +381,8 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
         ),
         (
             "cache features vs torchvision's preset (cos)",
-            f"{r['parity']['cosine_min']:.5f}",
-            f"lowest cosine of {r['parity']['clips']} clips (mean {r['parity']['cosine_mean']:.5f}), "
+            f"{r['parity']['cosine_min']:.6f}",
+            f"lowest cosine of {r['parity']['clips']} clips (mean {r['parity']['cosine_mean']:.6f}), "
             f"relative L2 {r['parity']['relative_l2']:.2e}; cached ({r['auto']}) vs fp32 on VideoClassification",
         ),
         (
