@@ -551,20 +551,7 @@ def generate(cfg: SyntheticConfig) -> Path:
     with cf.ThreadPoolExecutor(max_workers=cfg.workers) as workers:
         list(progress(workers.map(write, items), total=len(items), desc="make-synthetic", unit="video", logger=logger))
 
-    if regression:
-        rows = ["path,score,split"] + [
-            f"{videos / video_name(j.motion, j.group, j.clip)},{SCORE_SCALE * j.speed:.4f},{j.split}" for j in jobs
-        ]
-        (tmp / "manifest.csv").write_text("\n".join(rows) + "\n")
-    else:
-        _write_ucf101_lists(tmp / "ucfTrainTestlist", cfg.groups, motions, jobs)
-        _write_ceiling(tmp / "ceiling.json", cfg, jobs, agrees)
-        if pool:
-            _write_ucf101_lists(
-                tmp / "pool" / "ucfTrainTestlist", cfg.pool_groups, fine_motions(motions, cfg.speeds), pool
-            )
-            _write_videos_csv(tmp / "pool" / "videos.csv", videos, pool, agrees)
-    _write_videos_csv(tmp / "videos.csv", videos, jobs, agrees)
+    _write_annotations(tmp, cfg, motions, videos, jobs, pool, agrees)
     save_config(cfg, tmp / "synthetic.yaml")
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
@@ -581,6 +568,33 @@ def generate(cfg: SyntheticConfig) -> Path:
         time.perf_counter() - t0,
     )
     return out
+
+
+def _write_annotations(
+    root: Path,
+    cfg: SyntheticConfig,
+    motions: tuple[Motion, ...],
+    videos: Path,
+    jobs: list[Job],
+    pool: list[Job],
+    agrees: dict[tuple, bool],
+) -> None:
+    """Everything beside the videos: the manifest (regression) or the UCF101 split lists and the
+    exact ceiling (classification), the pool's lists, and ``videos.csv`` (what each video drew)."""
+    if cfg.task == "regression":
+        rows = ["path,score,split"] + [
+            f"{videos / video_name(j.motion, j.group, j.clip)},{SCORE_SCALE * j.speed:.4f},{j.split}" for j in jobs
+        ]
+        (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    else:
+        _write_ucf101_lists(root / "ucfTrainTestlist", cfg.groups, motions, jobs)
+        _write_ceiling(root / "ceiling.json", cfg, jobs, agrees)
+        if pool:
+            _write_ucf101_lists(
+                root / "pool" / "ucfTrainTestlist", cfg.pool_groups, fine_motions(motions, cfg.speeds), pool
+            )
+            _write_videos_csv(root / "pool" / "videos.csv", videos, pool, agrees)
+    _write_videos_csv(root / "videos.csv", videos, jobs, agrees)
 
 
 def _write_videos_csv(path: Path, videos: Path, jobs: list[Job], agrees: dict[tuple, bool]) -> None:

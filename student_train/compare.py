@@ -452,29 +452,38 @@ def table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    colors = {
-        "baseline": "tab:gray",
-        "hallucinet": "tab:blue",
-        "pretrained": "tab:purple",
-        "teacher": "tab:orange",
-        "ceiling": "tab:green",
-    }
-    key = report["headline"]
-    t = report["teacher"]
-    names = [arm for arm in ARMS if arm in arms]
-    others = [arm for arm in names if arm != "baseline"]
+#: One colour per arm (and for the teacher and the ceiling), the same in every figure.
+COLORS = {
+    "baseline": "tab:gray",
+    "hallucinet": "tab:blue",
+    "pretrained": "tab:purple",
+    "teacher": "tab:orange",
+    "ceiling": "tab:green",
+}
 
-    # The headline on the scored split with 95% CIs of the mean over seeds (each seed a dot), the
-    # achievable ceiling and the teacher; beside it, the paired per-seed differences of each arm.
+
+def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: Path) -> None:
+    """The comparison's four figures in ``out``: accuracy (with the paired differences), fidelity, curves, cost."""
+    out.mkdir(parents=True, exist_ok=True)
+    names = [arm for arm in ARMS if arm in arms]
+    _plot_accuracy(report, names, out)
+    _plot_fidelity(report, names, out)
+    _plot_curves(report, arms, names, out)
+    _plot_cost(report, out)
+
+
+def _plot_accuracy(report: dict[str, Any], names: list[str], out: Path) -> None:
+    """The headline on the scored split with 95% CIs of the mean over seeds (each seed a dot), the
+    achievable ceiling and the teacher; beside it, the paired per-seed differences of each arm."""
+    key, t = report["headline"], report["teacher"]
+    others = [arm for arm in names if arm != "baseline"]
     fig = Figure(figsize=(10, 4))
     ax, ax_diff = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 1.6]})
     ticks = []
     for i, arm in enumerate(names):
         s = report[arm].get(key)
         if s:
-            ax.bar(i, s["mean"], yerr=_yerr(s["mean"], s["ci95"]), color=colors[arm], capsize=6, alpha=0.8)
+            ax.bar(i, s["mean"], yerr=_yerr(s["mean"], s["ci95"]), color=COLORS[arm], capsize=6, alpha=0.8)
             ax.scatter([i] * s["n"], s["values"], color="black", zorder=3, s=12)
         ticks.append(ARM_TITLES[arm].replace(" (", "\n(").replace(", ", ",\n"))
     extra = [("achievable\nceiling", (report.get("single_frame_ceiling") or {}).get(key), "ceiling")]
@@ -484,7 +493,7 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
         if value is not None:
             ci = t.get("video_top1_ci95") if color == "teacher" else None
             err = _yerr(value, ci) if ci else None
-            ax.bar(len(ticks), value, yerr=err, color=colors[color], capsize=6, alpha=0.8)
+            ax.bar(len(ticks), value, yerr=err, color=COLORS[color], capsize=6, alpha=0.8)
             ticks.append(label)
     if t.get("chance") and key == "video_top1":
         ax.axhline(t["chance"], color="red", linestyle="--", linewidth=1, label="chance")
@@ -497,20 +506,22 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
         if not c:
             continue
         x = [j + (i - (c["n"] - 1) / 2) * 0.04 for i in range(c["n"])]
-        ax_diff.scatter(x, c["diffs"], color=colors[arm], zorder=3, s=12)
+        ax_diff.scatter(x, c["diffs"], color=COLORS[arm], zorder=3, s=12)
         ax_diff.errorbar([j], [c["diff_mean"]], yerr=_yerr(c["diff_mean"], c["ci95"]), color="black", capsize=6)
     ax_diff.set_xticks(range(len(others)), [ARM_TITLES[a].split(",")[0] for a in others], fontsize=8)
     ax_diff.set(ylabel=f"arm − baseline, {key}", title="Paired by seed (mean, 95% CI)")
     save_figure(fig, out / "accuracy.png")
 
-    # Hallucination fidelity, with the mean-feature predictor as the floor.
+
+def _plot_fidelity(report: dict[str, Any], names: list[str], out: Path) -> None:
+    """Hallucination fidelity, with the mean-feature predictor as the floor."""
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     for j, metric in enumerate(("cosine", "r2")):
         for i, arm in enumerate(names):
             s = report[arm].get(f"fidelity_{metric}")
             if s:
-                ax.bar(j * 5 + i, s["mean"], yerr=s["std"], color=colors[arm], capsize=5, label=arm if j == 0 else None)
+                ax.bar(j * 5 + i, s["mean"], yerr=s["std"], color=COLORS[arm], capsize=5, label=arm if j == 0 else None)
         floor = report["baseline"].get(f"mean_feature_{metric}")
         if floor:
             ax.bar(j * 5 + len(names), floor["mean"], color="tab:brown", label="mean feature" if j == 0 else None)
@@ -520,7 +531,9 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
     ax.legend()
     save_figure(fig, out / "fidelity.png")
 
-    # Validation curves: mean over seeds with a band of one standard deviation, per arm.
+
+def _plot_curves(report: dict[str, Any], arms: dict[str, dict[int, dict]], names: list[str], out: Path) -> None:
+    """Validation curves: mean over seeds with a band of one standard deviation, per arm."""
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for arm in names:
@@ -534,20 +547,23 @@ def plot_report(report: dict[str, Any], arms: dict[str, dict[int, dict]], out: P
             x = sorted(curves)
             mean = np.array([statistics.fmean(curves[e]) for e in x])
             std = np.array([statistics.pstdev(curves[e]) for e in x])
-            ax.plot(x, mean, color=colors[arm], label=ARM_TITLES[arm])
-            ax.fill_between(x, mean - std, mean + std, color=colors[arm], alpha=0.2)
+            ax.plot(x, mean, color=COLORS[arm], label=ARM_TITLES[arm])
+            ax.fill_between(x, mean - std, mean + std, color=COLORS[arm], alpha=0.2)
     curves_split = "/".join(report["protocol"]["curves_split"])
     ax.set(xlabel="epoch", ylabel=f"{curves_split} clip top-1 (or Spearman)", title="Curves: mean ± std over seeds")
     ax.legend()
     save_figure(fig, out / "curves.png")
 
-    # Per-prediction cost: student (one frame) vs teacher (one clip), values written on the bars.
+
+def _plot_cost(report: dict[str, Any], out: Path) -> None:
+    """Per-prediction cost: student (one frame) vs teacher (one clip), values written on the bars."""
+    t = report["teacher"]
     s = report["baseline"]
     if "cost_gflops" in s and t.get("cost_gflops"):
         fig = Figure(figsize=(3.5, 3.5))
         ax = fig.subplots()
         values = [s["cost_gflops"]["mean"], t["cost_gflops"]]
-        bars = ax.bar([0, 1], values, color=[colors["hallucinet"], colors["teacher"]])
+        bars = ax.bar([0, 1], values, color=[COLORS["hallucinet"], COLORS["teacher"]])
         ax.bar_label(bars, labels=[f"{v:.3g}" for v in values])
         ax.set_xticks([0, 1], ["student\n(1 frame)", "teacher\n(1 clip)"])
         ax.set(ylabel="GFLOPs", title="Per-prediction cost")
