@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench protocol clean
+.PHONY: install run test lint bench protocol table clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ test: lint
 # The default benchmark's whole protocol: the val grid, the default run, the table over its switches.
 protocol: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.protocol all
+
+# The experiment table, narrowed to the comparison's headline and the recipe's main knobs (README, Experiments).
+TABLE_KEEP := Experiment|^baseline$$|hallucinet_|pretrained_|ceiling|teacher_top1|train_student\.(student|loss|epochs|lr)$$
+table: install
+	PATH="$(CURDIR)/$(BIN):$$PATH" dvc exp show --no-pager --drop '.*' --keep '$(TABLE_KEEP)'
 
 bench: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m benchmarks.suite
