@@ -198,12 +198,12 @@ def parity(cache: Path, root: Path, cfg: ExtractConfig, teacher: str, device: to
     extraction as it ran: decoder-side uint8 resize, ``auto``'s precision) vs the same random-init
     teacher in fp32 on ``VideoClassification`` (what ``weights.transforms()`` returns) applied
     to the clip's frames as PyAV decodes them: the lowest cosine over clips and the relative
-    L2 error over all of them.
+    L2 error over all of them. Each video is decoded once, with the extraction's own windowing
+    (:func:`teacher_extract.decoding.decode_windows`).
     """
     from torchvision.transforms._presets import VideoClassification
 
     from pipeline.cache import FeatureCache
-    from pipeline.video import decode
 
     model = build_teacher(teacher, None, seed=cfg.seed).eval().to(device)
     p = model.preset
@@ -213,9 +213,15 @@ def parity(cache: Path, root: Path, cfg: ExtractConfig, teacher: str, device: to
     try:
         for v in range(min(videos, len(store.videos))):
             entry = store.entry(v)
-            for anchor, features in zip(entry.frames, entry.features, strict=True):
-                frames = [int(anchor) + cfg.horizon + i * cfg.frame_step for i in range(cfg.clip_len)]
-                clip = torch.from_numpy(decode(root / entry.path, frames).frames).permute(0, 3, 1, 2)
+            video, windows, _ = decode_windows(
+                root / entry.path, cfg.anchors, cfg.clip_len, cfg.frame_step, cfg.horizon
+            )
+            if [w.anchor for w in windows] != entry.frames.tolist():
+                raise RuntimeError(f"{entry.path}: the cache's anchors are not the windows decoded again")
+            row = {frame: i for i, frame in enumerate(video.indices)}
+            for window, features in zip(windows, entry.features, strict=True):
+                frames = video.frames[[row[f] for f in window.frames]]  # (T, H, W, 3) uint8
+                clip = torch.from_numpy(frames).permute(0, 3, 1, 2)
                 with torch.inference_mode():
                     theirs.append(model(reference(clip)[None].to(device))[0][0].float().cpu())
                 cached.append(torch.from_numpy(features))
