@@ -251,8 +251,7 @@ def mtl_aqa(root: Path, split: str, **options) -> DatasetIndex:
     lists = {"train": folder, "test": _main_split(folder, split)}
     if options.get("train_size") is not None:
         lists["train"] = _smaller_set(folder, str(options["train_size"]), split)
-    if lists["test"] != folder:  # a smaller set named directly: the main split's annotations cover both lists
-        folder = lists["test"]
+    folder = lists["test"]  # the main split's folder: its annotations cover both lists
     if options.get("annotations"):
         annotations_path = folder / str(options["annotations"])
     else:
