@@ -42,7 +42,7 @@ from pipeline.progress import progress
 from student_train.data import DevicePrefetcher, make_loader, steps_per_epoch
 from student_train.evaluate import compute_metrics, run_model, summary_line, write_outputs
 from student_train.losses import LOSSES, TASKS, HalluciNetLoss
-from student_train.models import build_student, check_input_size, load_init, student_names
+from student_train.models import build_student, check_input_size, check_student, load_init
 from student_train.spec import StudentSpec
 
 logger = logging.getLogger(__name__)
@@ -88,8 +88,7 @@ class TrainConfig:
     init: str | None = None
 
     def validate(self) -> None:
-        if self.student not in student_names():
-            raise UserError(f"unknown student {self.student!r}; valid names: {', '.join(student_names())}")
+        check_student(self.student)
         check_choice("task", self.task, ("auto", *TASKS.names()))
         check_choice("loss", self.loss, tuple(LOSSES.names()))
         for name in ("epochs", "batch_size", "eval_every"):
