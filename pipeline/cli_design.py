@@ -9,16 +9,13 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, config_option, echo_config, setup_logging, user_errors
+from pipeline.cli_utils import common_options, config_options, echo_config, setup_logging, user_errors
 from pipeline.config import load_config, read_params
 from pipeline.design import DesignConfig, check_design
 
 
 @click.command(context_settings={"max_content_width": 100})
-@config_option(DesignConfig, "cache", "The students' feature cache (extract-teacher).", type=click.Path(dir_okay=False))
-@config_option(DesignConfig, "videos", "make-synthetic's videos.csv (what each video drew).", type=click.Path())
-@config_option(DesignConfig, "ceiling", "make-synthetic's ceiling.json.", type=click.Path())
-@config_option(DesignConfig, "out", "Where to write the checks (JSON).", type=click.Path(dir_okay=False))
+@config_options(DesignConfig)
 @common_options
 def check_benchmark(params: Path | None, verbose: bool, print_config: bool, **options) -> None:
     """Check the synthetic benchmark's design from the teacher's cache alone, before any student runs.

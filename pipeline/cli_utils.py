@@ -9,15 +9,19 @@ code 2; ``--verbose`` shows the traceback as well. Anything else is a bug and ke
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import sys
+import types
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from pipeline.config import config_yaml
 from pipeline.errors import FULL, UserError
 from pipeline.version import code_version
 
@@ -84,8 +88,6 @@ def print_config_option(command: Callable) -> Callable:
 
 def echo_config(cfg: Any) -> None:
     """The config as the run would use it, in the YAML a run folder keeps (``config.yaml``)."""
-    from pipeline.config import config_yaml
-
     click.echo(config_yaml(cfg), nl=False)
 
 
@@ -143,18 +145,67 @@ def _one_line(err: BaseException) -> str:
     return "; ".join(lines) or type(err).__name__
 
 
-def default_help(cfg_cls: type, name: str, text: str) -> str:
-    """Help text that shows the dataclass default, since click's own default is ``None``
-    (``None`` means "not given", so params.yaml can fill it)."""
-    field = cfg_cls.__dataclass_fields__[name]
-    default: Any = field.default
-    return f"{text} [default: {default}]"
+def config_options(cfg_cls: type) -> Callable:
+    """Add one click option per field of ``cfg_cls`` declared with :func:`pipeline.config.option`, in field order.
 
-
-def config_option(cfg_cls: type, name: str, text: str, *decls: str, **kwargs: Any) -> Callable:
-    """A click option for config field ``name`` (flag ``--name-with-dashes`` unless ``decls`` say otherwise).
-
-    Its default is ``None`` ("not given"), so params.yaml and then the dataclass fill it.
+    Each option's default is ``None`` ("not given"), so params.yaml and then the dataclass fill
+    it; its help shows the dataclass default. Fields declared without ``option`` (a mapping such
+    as ``dataset_options``) have no flag of their own.
     """
-    flag = "--" + name.replace("_", "-")
-    return click.option(*(decls or (flag,)), name, default=None, help=default_help(cfg_cls, name, text), **kwargs)
+    hints = typing.get_type_hints(cfg_cls)
+    options = [_option(f, hints[f.name]) for f in dataclasses.fields(cfg_cls) if "help" in f.metadata]
+
+    def apply(command: Callable) -> Callable:
+        for add in reversed(options):
+            command = add(command)
+        return command
+
+    return apply
+
+
+def _option(field: dataclasses.Field, annotation: Any) -> Callable:
+    """The click option of one :func:`~pipeline.config.option` field."""
+    meta = field.metadata
+    kind = annotation  # X | None -> X
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        kind = next(a for a in typing.get_args(annotation) if a is not type(None))
+    flag = "--" + field.name.replace("_", "-")
+    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+    text = f"{meta['help']} [default: {_shown_default(default)}]"
+    decls = (flag, *meta["aliases"])
+    kwargs: dict[str, Any] = {}
+    if kind is bool:
+        decls = (f"{flag}/--no-{flag[2:]}",)
+    elif typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        kwargs = {"metavar": f"{item.__name__.upper()},...", "callback": _comma_list(item)}
+    elif meta["choices"] is not None:
+        choices = meta["choices"]() if callable(meta["choices"]) else meta["choices"]
+        kwargs["type"] = click.Choice(list(choices))
+    elif meta["path"] is not None:
+        kwargs["type"] = click.Path(dir_okay=meta["path"] != "file", file_okay=meta["path"] != "dir")
+    elif kind in (int, float):
+        kwargs["type"] = kind
+    return click.option(*decls, field.name, default=None, help=text, **kwargs)
+
+
+def _shown_default(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value) or "none"
+    return str(value)
+
+
+def _comma_list(item: type) -> Callable:
+    """A click callback reading ``1,2,3`` as a tuple of ``item`` (``None`` when the flag is not given)."""
+
+    def parse(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple | None:
+        if value is None:
+            return None
+        try:
+            return tuple(item(v) for v in value.split(",") if v.strip())
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {item.__name__} values, got {value!r}") from None
+
+    return parse

@@ -4,6 +4,11 @@ Each command has a frozen dataclass config. :func:`load_config` builds it from t
 params file's section (named like the DVC stage, e.g. ``extract_teacher``) and then the flags
 the user actually gave. Unknown keys are errors that list the valid ones, so a typo in
 ``params.yaml`` never silently falls back to a default.
+
+A field that is also a command-line option is declared with :func:`option`: its default, its
+type (the annotation) and its ``--help`` text stand side by side, and
+:func:`pipeline.cli_utils.config_options` derives the flag ``--name-with-dashes`` from them, so
+``--help``, ``params.yaml`` and the dataclass cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import math
 import reprlib
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +32,29 @@ C = TypeVar("C")
 #: Keys that change how fast (or where) a stage runs, never what it writes. DVC stages depend on
 #: every other key of their params section (tests check ``dvc.yaml`` against this).
 RESULT_NEUTRAL = frozenset({"device", "workers", "in_memory", "memory_limit_gb"})
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    aliases: tuple[str, ...] = (),
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None,
+    path: str | None = None,
+) -> Any:
+    """A config field that is also the command-line flag of the same name (dashes for underscores).
+
+    ``help``: the ``--help`` text (the default is appended). ``aliases``: more flags for it
+    (``--lambda`` beside ``--lambda-weight``). ``choices``: the valid values, or a registry's
+    ``names`` function (called when the command is built). ``path``: ``"file"``, ``"dir"`` or
+    ``"any"`` for a path (click then refuses a folder where a file is meant, and the reverse).
+    The flag's type follows the annotation: ``bool`` gives ``--name/--no-name``, a tuple a
+    comma-separated list.
+    """
+    metadata = {"help": help, "aliases": aliases, "choices": choices, "path": path}
+    if isinstance(default, dict | list):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 class ConfigError(UserError):

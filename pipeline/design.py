@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.cache import FeatureCache
+from pipeline.config import option
 from pipeline.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -41,10 +42,10 @@ _FINE = re.compile(r"^(?P<coarse>.+?)Speed\d+$")
 class DesignConfig:
     """``check-benchmark`` settings; params.yaml section ``check_benchmark``."""
 
-    cache: str = "data/features.h5"
-    videos: str = "data/synthetic/videos.csv"
-    ceiling: str = "data/synthetic/ceiling.json"
-    out: str = "metrics/design.json"
+    cache: str = option("data/features.h5", "The students' feature cache (extract-teacher).", path="file")
+    videos: str = option("data/synthetic/videos.csv", "make-synthetic's videos.csv (what each video drew).", path="any")
+    ceiling: str = option("data/synthetic/ceiling.json", "make-synthetic's ceiling.json.", path="any")
+    out: str = option("metrics/design.json", "Where to write the checks (JSON).", path="file")
 
 
 def explained_variance(targets: np.ndarray, cells: np.ndarray) -> float:

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.config import save_config
+from pipeline.config import option, save_config
 from pipeline.errors import UserError
 from pipeline.progress import progress
 from pipeline.video import write_video
@@ -83,23 +83,34 @@ MOTIONS: tuple[Motion, ...] = (
 class SyntheticConfig:
     """``make-synthetic`` settings; params.yaml section ``make_synthetic``."""
 
-    out: str = "data/synthetic"
-    classes: int = 8
-    videos_per_class: int = 96
-    groups: int = 16
-    frames: int = 32
-    height: int = 64
-    width: int = 64
-    fps: float = 25.0
-    cue_agreement: float = 0.75
-    speeds: tuple[float, ...] = (1.0,)
-    scene_bias: float = 0.0
-    val_groups: tuple[int, ...] = ()
-    pool_videos_per_class: int = 0
-    pool_groups: int = 8
-    task: str = "classification"
-    seed: int = 0
-    workers: int = 2
+    out: str = option("data/synthetic", "Dataset root to write (UCF-101/ and ucfTrainTestlist/ inside).", path="any")
+    classes: int = option(8, f"Number of motion classes (2-{len(MOTIONS)}).")
+    videos_per_class: int = option(96, "Videos per class, spread over the groups.")
+    groups: int = option(16, "Groups (like UCF101's gXX: one background/palette each); test groups differ per split.")
+    frames: int = option(32, "Frames per video (at least 16).")
+    height: int = option(64, "Frame height in pixels (even).")
+    width: int = option(64, "Frame width in pixels (even).")
+    fps: float = option(25.0, "Frame rate written into the files.")
+    cue_agreement: float = option(0.75, "Probability that a single frame's pose points along the true motion.")
+    speeds: tuple[float, ...] = option(
+        (1.0,), "Comma-separated speeds; each video moves at one of them (its ghost's length shows it)."
+    )
+    scene_bias: float = option(0.0, "Probability that a training video is shown in its class's own scene (a shortcut).")
+    val_groups: tuple[int, ...] = option(
+        (), "Comma-separated groups whose training videos form the val split (the ucf101 option of that name)."
+    )
+    pool_videos_per_class: int = option(
+        0, "Videos per class x speed of a pretraining pool written to OUT/pool (0: none)."
+    )
+    pool_groups: int = option(8, "Groups of the pool (its own backgrounds, never in the students' splits).")
+    task: str = option(
+        "classification",
+        "classification (the UCF101 layout: class = motion) or regression (the manifest layout: score = how fast "
+        "the motion goes, as an action-quality score).",
+        choices=("classification", "regression"),
+    )
+    seed: int = option(0, "Seed: the same seed writes the same videos.")
+    workers: int = option(2, "Videos encoded in parallel.")
 
     def validate(self) -> None:
         if self.task not in ("classification", "regression"):

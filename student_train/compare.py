@@ -30,6 +30,7 @@ from matplotlib.figure import Figure
 
 from pipeline.cache import read_info
 from pipeline.checkpoint import load_safely
+from pipeline.config import option
 from pipeline.errors import UserError
 from pipeline.metric_schema import CLASSIFICATION, COST, FIDELITY, HEADLINE, REGRESSION, TEACHER
 from student_train.evaluate import evaluate_checkpoint
@@ -93,18 +94,40 @@ class CompareConfig:
     are optional: a real dataset with a pretrained teacher has none of them.
     """
 
-    seeds: tuple[int, ...] = (0, 1, 2)
-    cache: str = "data/features.h5"
-    split: str = "test"
-    hallucinet: str = "models/hallucinet"
-    baseline: str = "models/baseline"
-    pretrained: str | None = None
-    teacher: str | None = None
-    ceiling: str | None = None
-    design: str | None = None
-    selection: str | None = None
-    out: str = "metrics"
-    device: str = "auto"
+    seeds: tuple[int, ...] = option((0, 1, 2), "Comma-separated seeds whose runs (seedN folders) to compare.")
+    cache: str = option(
+        "data/features.h5",
+        "The feature cache the runs trained on (names the teacher; the runs must match it).",
+        path="file",
+    )
+    split: str = option(
+        "test",
+        "The split every run is scored on, here and only here (the runs must not have read it).",
+        choices=("test", "val"),
+    )
+    hallucinet: str = option("models/hallucinet", "Folder of HalluciNet runs, one per seed.", path="dir")
+    baseline: str = option("models/baseline", "Folder of lambda-0 runs, one per seed (seedN/).", path="dir")
+    pretrained: str | None = option(
+        None,
+        "Optional: folder of runs fine-tuned (lambda 0) from a hallucination-only pre-training, one per seed.",
+        path="dir",
+    )
+    teacher: str | None = option(
+        None, "Optional: fit-teacher's metrics (<teacher>.json), its own test accuracy.", path="file"
+    )
+    ceiling: str | None = option(
+        None,
+        "Optional: a dataset's ceiling.json (make-synthetic writes one), for the share of the gap closed.",
+        path="file",
+    )
+    design: str | None = option(
+        None, "Optional: check-benchmark's design checks (JSON), copied into the report.", path="file"
+    )
+    selection: str | None = option(
+        None, "Optional: the val grid's selection (JSON), copied into the report.", path="file"
+    )
+    out: str = option("metrics", "Folder for report.json, summary.json and plots/.", path="dir")
+    device: str = option("auto", "auto (CUDA if available), cpu, cuda or cuda:N: where the runs are scored.")
 
 
 #: The arms compare-students knows, in the order the report shows them; each but the baseline is

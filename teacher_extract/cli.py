@@ -8,57 +8,28 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, echo_config, section_option, setup_logging, user_errors, version_option
-from pipeline.cli_utils import config_option as _opt
+from pipeline.cli_utils import (
+    common_options,
+    config_options,
+    echo_config,
+    section_option,
+    setup_logging,
+    user_errors,
+    version_option,
+)
 from pipeline.config import load_config, read_params
-from pipeline.device import MEMORY_FORMATS, PRECISIONS
 from pipeline.outputs import OutputLock, check_output_file
 from teacher_extract.extract import ExtractConfig, ExtractionFailed, check_failures, is_cache_file
 from teacher_extract.launch import extract
-from teacher_extract.options import shared_options, with_dataset_options
+from teacher_extract.options import dataset_option, with_dataset_options
 from teacher_extract.shard import find_shards, merge_shards
 
 logger = logging.getLogger(__name__)
 
 
 @click.command(context_settings={"max_content_width": 110})
-@shared_options(ExtractConfig)
-@_opt(ExtractConfig, "anchors", "Anchor frames per video: center, uniform:K or stride:S.")
-@_opt(
-    ExtractConfig,
-    "horizon",
-    "Frames between the anchor and the start of its teacher clip (0: the clip starts at the anchor, as in the paper).",
-    type=int,
-)
-@_opt(ExtractConfig, "image_size", "Side of the stored student frame (short side resized, centre-cropped).", type=int)
-@_opt(
-    ExtractConfig,
-    "mirror",
-    "Also run the teacher on each horizontally mirrored clip and cache those features and logits, "
-    "so train-student can mirror frames with matching targets.",
-    "--mirror/--no-mirror",
-)
-@_opt(
-    ExtractConfig,
-    "precision",
-    "auto (the faster of fp32 and bf16 for this teacher on this device, measured once and remembered; "
-    "bf16 only where its outputs stay within 5% of fp32's), fp32 or bf16.",
-    type=click.Choice(PRECISIONS),
-)
-@_opt(
-    ExtractConfig,
-    "memory_format",
-    "auto (measured with the precision), channels_last (channels_last_3d) or contiguous.",
-    type=click.Choice(MEMORY_FORMATS),
-)
-@_opt(ExtractConfig, "max_failed_fraction", "Exit non-zero when more than this fraction of videos fail.", type=float)
-@_opt(
-    ExtractConfig,
-    "shard",
-    "Extract only shard i of N (i/N, e.g. 0/4) into <out stem>.shardII-of-NN.h5, for independent jobs "
-    "such as a Slurm array; merge with merge-cache. Under torchrun, ranks shard and merge by themselves.",
-)
-@_opt(ExtractConfig, "out", "Cache file to write or update.", type=click.Path(dir_okay=False, path_type=Path))
+@config_options(ExtractConfig)
+@dataset_option
 @section_option("extract_teacher")
 @common_options
 def extract_teacher(

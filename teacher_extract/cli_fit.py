@@ -6,24 +6,15 @@ from pathlib import Path
 
 import click
 
-from pipeline.cli_utils import common_options, echo_config, setup_logging, user_errors
-from pipeline.cli_utils import config_option as _opt
+from pipeline.cli_utils import common_options, config_options, echo_config, setup_logging, user_errors
 from pipeline.config import load_config, read_params
 from teacher_extract.fit import FitConfig, fit_teacher_model
-from teacher_extract.options import shared_options, with_dataset_options
+from teacher_extract.options import dataset_option, with_dataset_options
 
 
 @click.command(context_settings={"max_content_width": 110})
-@shared_options(FitConfig)
-@_opt(FitConfig, "epochs", "Training epochs.", type=int)
-@_opt(FitConfig, "clips_per_video", "Random clips drawn from each train video per epoch.", type=int)
-@_opt(FitConfig, "lr", "AdamW learning rate (cosine schedule).", type=float)
-@_opt(
-    FitConfig,
-    "out",
-    "Checkpoint to write (extract-teacher --teacher-weights loads it).",
-    type=click.Path(dir_okay=False, path_type=Path),
-)
+@config_options(FitConfig)
+@dataset_option
 @common_options
 def fit_teacher(params: Path | None, verbose: bool, print_config: bool, dataset_option: dict, **options) -> None:
     """Train (or fine-tune) a registry teacher on a dataset's train split.

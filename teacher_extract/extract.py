@@ -37,7 +37,7 @@ import torch
 from pipeline.autotune import RunConfig, fastest_config
 from pipeline.cache import CacheError, CacheInfo, FeatureCache, VideoEntry, read_info, write_cache
 from pipeline.clips import parse_anchor_policy
-from pipeline.config import check_choice, config_dict
+from pipeline.config import check_choice, config_dict, option
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
 from pipeline.device import MEMORY_FORMATS, PRECISIONS, check_device, memory_format, resolve_device
 from pipeline.errors import UserError
@@ -48,6 +48,7 @@ from pipeline.video import fingerprint
 from teacher_extract.engine import Extractor
 from teacher_extract.journal import Journal
 from teacher_extract.models import Teacher, build_teacher
+from teacher_extract.options import shared
 from teacher_extract.plan import Known, ReusePlan, plan_reuse
 from teacher_extract.shard import parse_shard, select_shard, shard_path
 from teacher_extract.teacher_checkpoint import trained_on
@@ -64,27 +65,49 @@ class ExtractConfig:
     ``workers``: decoder processes (``null``: one per CPU core; 0: decode in the main process).
     """
 
-    dataset: str = "ucf101"
-    root: str = "data/synthetic"
-    split: str = "1"
+    dataset: str = shared("dataset", "ucf101")
+    root: str = shared("root", "data/synthetic")
+    split: str = shared("split", "1")
     dataset_options: dict = field(default_factory=dict)
-    teacher: str = "r3d_18"
-    teacher_weights: str | None = "DEFAULT"
-    anchors: str = "center"
-    clip_len: int = 16
-    frame_step: int = 1
-    horizon: int = 0
-    image_size: int = 128
-    mirror: bool = False
-    batch_size: int = 8
-    workers: int | None = None
-    device: str = "auto"
-    precision: str = "auto"
-    memory_format: str = "auto"
-    max_failed_fraction: float = 0.1
-    seed: int = 0
-    shard: str = ""
-    out: str = "data/features.h5"  # where train-student --cache looks by default
+    teacher: str = shared("teacher", "r3d_18")
+    teacher_weights: str | None = shared("teacher_weights", "DEFAULT")
+    anchors: str = option("center", "Anchor frames per video: center, uniform:K or stride:S.")
+    clip_len: int = shared("clip_len", 16)
+    frame_step: int = shared("frame_step", 1)
+    horizon: int = option(
+        0,
+        "Frames between the anchor and the start of its teacher clip (0: the clip starts at the anchor, as in "
+        "the paper).",
+    )
+    image_size: int = option(128, "Side of the stored student frame (short side resized, centre-cropped).")
+    mirror: bool = option(
+        False,
+        "Also run the teacher on each horizontally mirrored clip and cache those features and logits, so "
+        "train-student can mirror frames with matching targets.",
+    )
+    batch_size: int = shared("batch_size", 8)
+    workers: int | None = shared("workers", None)
+    device: str = shared("device", "auto")
+    precision: str = option(
+        "auto",
+        "auto (the faster of fp32 and bf16 for this teacher on this device, measured once and remembered; bf16 "
+        "only where its outputs stay within 5% of fp32's), fp32 or bf16.",
+        choices=PRECISIONS,
+    )
+    memory_format: str = option(
+        "auto",
+        "auto (measured with the precision), channels_last (channels_last_3d) or contiguous.",
+        choices=MEMORY_FORMATS,
+    )
+    max_failed_fraction: float = option(0.1, "Exit non-zero when more than this fraction of videos fail.")
+    seed: int = shared("seed", 0)
+    shard: str = option(
+        "",
+        "Extract only shard i of N (i/N, e.g. 0/4) into <out stem>.shardII-of-NN.h5, for independent jobs such as "
+        "a Slurm array; merge with merge-cache. Under torchrun, ranks shard and merge by themselves.",
+    )
+    # where train-student --cache looks by default
+    out: str = option("data/features.h5", "Cache file to write or update.", path="file")
 
     def validate(self) -> None:
         parse_anchor_policy(self.anchors)

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 
 from pipeline.checkpoint import save_atomic
 from pipeline.clips import clip_windows, random_starts, window
-from pipeline.config import config_dict
+from pipeline.config import config_dict, option
 from pipeline.datasets import DatasetIndex, VideoRecord, load_dataset
 from pipeline.device import check_device, resolve_device
 from pipeline.errors import UserError
@@ -50,6 +50,7 @@ from pipeline.progress import progress
 from pipeline.video import VideoError, decode, fingerprint
 from teacher_extract.decoding import decode_loader
 from teacher_extract.models import Teacher, build_teacher
+from teacher_extract.options import shared
 from teacher_extract.teacher_checkpoint import is_teacher_checkpoint
 
 logger = logging.getLogger(__name__)
@@ -57,29 +58,28 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class FitConfig:
-    """``fit-teacher`` settings; params.yaml section ``fit_teacher``.
+    """``fit-teacher`` settings; params.yaml section ``fit_teacher``."""
 
-    ``mirror``: mirror half of the training clips (with mirrored labels), the one augmentation.
-    """
-
-    dataset: str = "ucf101"
-    root: str = "data/synthetic"
-    split: str = "1"
+    dataset: str = shared("dataset", "ucf101")
+    root: str = shared("root", "data/synthetic")
+    split: str = shared("split", "1")
     dataset_options: dict = field(default_factory=dict)
-    teacher: str = "tiny3d"
-    teacher_weights: str | None = None
-    clip_len: int = 16
-    frame_step: int = 1
-    epochs: int = 8
-    clips_per_video: int = 4
-    batch_size: int = 16
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    mirror: bool = True
-    workers: int | None = None
-    device: str = "auto"
-    seed: int = 0
-    out: str = "models/teacher.pt"
+    teacher: str = shared("teacher", "tiny3d")
+    teacher_weights: str | None = shared("teacher_weights", None)
+    clip_len: int = shared("clip_len", 16)
+    frame_step: int = shared("frame_step", 1)
+    epochs: int = option(8, "Training epochs.")
+    clips_per_video: int = option(4, "Random clips drawn from each train video per epoch.")
+    batch_size: int = shared("batch_size", 16)
+    lr: float = option(1e-3, "AdamW learning rate (cosine schedule).")
+    weight_decay: float = option(1e-4, "AdamW weight decay.")
+    mirror: bool = option(True, "Mirror half of the training clips (with mirrored labels), the one augmentation.")
+    workers: int | None = shared("workers", None)
+    device: str = shared("device", "auto")
+    seed: int = shared("seed", 0)
+    out: str = option(
+        "models/teacher.pt", "Checkpoint to write (extract-teacher --teacher-weights loads it).", path="file"
+    )
 
     def validate(self) -> None:
         for name in ("clip_len", "frame_step", "epochs", "clips_per_video", "batch_size"):

@@ -81,3 +81,64 @@ def test_print_config_shows_the_resolved_run_and_runs_nothing(name: str, tmp_pat
     if name == "train-student":  # the arm's overrides and the flags are applied
         assert config["lambda_weight"] == 0 and config["seed"] == 3
     assert list(tmp_path.iterdir()) == []
+
+
+#: params.yaml sections of a stage that reuses another stage's command.
+SECTION_COMMANDS = {"extract_pool": "extract-teacher", "pretrain_student": "train-student"}
+#: params keys whose flag says them one at a time: ``--dataset-option K=V``, ``--arm NAME``.
+ONE_AT_A_TIME = {"dataset_options": "dataset_option", "arms": "arm"}
+
+
+def _command(name: str):
+    module, _, attr = SCRIPTS[name].partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        "make_synthetic",
+        "fit_teacher",
+        "extract_teacher",
+        "extract_pool",
+        "check_benchmark",
+        "train_student",
+        "pretrain_student",
+        "compare_students",
+    ],
+)
+def test_every_params_key_is_a_flag_of_the_same_name(section: str) -> None:
+    """``key: value`` in params.yaml and ``--key value`` on the command line set the same thing."""
+    import yaml
+
+    keys = yaml.safe_load((REPO / "params.yaml").read_text())[section]
+    command = _command(SECTION_COMMANDS.get(section, section.replace("_", "-")))
+    flags = {opt for param in command.params for opt in param.opts}
+    names = {param.name for param in command.params}
+    for key in keys:
+        if key in ONE_AT_A_TIME:
+            assert ONE_AT_A_TIME[key] in names, key
+        else:
+            assert "--" + key.replace("_", "-") in flags, f"{section}.{key} has no flag --{key.replace('_', '-')}"
+
+
+def test_a_flag_is_derived_from_its_field(tmp_path: Path) -> None:
+    """Default, type and help come from the dataclass field: --help shows the field's default, a
+    tuple field reads a comma list, a bool field gets --x/--no-x, a bad value is refused by click."""
+    import yaml
+
+    from pipeline.synthetic import SyntheticConfig
+
+    command = _command("make-synthetic")
+    help_text = CliRunner().invoke(command, ["--help"]).output
+    assert f"[default: {SyntheticConfig().videos_per_class}]" in " ".join(help_text.split())
+    result = CliRunner().invoke(command, ["--print-config", "--speeds", "0.5,1.5", "--val-groups", "8,9"])
+    assert result.exit_code == 0, result.output
+    config = yaml.safe_load(result.output)
+    assert config["speeds"] == [0.5, 1.5] and config["val_groups"] == [8, 9]
+    bad = CliRunner().invoke(command, ["--print-config", "--speeds", "fast"])
+    assert bad.exit_code == 2 and "comma-separated float" in bad.output
+    relu = CliRunner().invoke(_command("train-student"), ["--print-config", "--no-head-relu", "--lambda", "3"])
+    assert relu.exit_code == 0, relu.output
+    config = yaml.safe_load(relu.output)
+    assert config["head_relu"] is False and config["lambda_weight"] == 3.0

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from pipeline.cli import make_synthetic
+from pipeline.cli_synthetic import make_synthetic
 from pipeline.datasets import load_dataset
 from pipeline.datasets.base import SPLITS
 from pipeline.synthetic import (
