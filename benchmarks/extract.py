@@ -34,6 +34,12 @@ Ratios (each printed with its two numbers):
   runs at the speed of its slowest unavoidable part; the figure that matters.
 - ``extract_vs_forward_best`` = extract / forward_best: the share of the teacher's best speed
   the extraction reaches (below ``extract_vs_limit`` when decoding is the limit).
+- ``extract_vs_shared_cores_limit`` (a CPU teacher only) = extract / (1 / (1/forward_best +
+  1/decode-only)): when the teacher runs on the very cores the decoders use, each clip costs its
+  forward time plus its decode time, both measured on all cores, so that harmonic sum is the best
+  the machine can do if neither part gains from sharing; ``min(forward_best, decode-only)``
+  holds only where they run on separate hardware (a GPU teacher). An estimate, not a strict
+  bound: a part that scales worse than linearly over the cores leaves room that the other fills.
 - ``pipeline_vs_decode`` = pipeline-only / decode-only: what preprocessing, batching and the
   journal cost on top of decoding (1.0: nothing).
 - ``decode_vs_forward_best`` = decode-only / forward_best: above 1 the teacher is the limit,
@@ -320,6 +326,7 @@ def measure(
     forward_best = forward[best]["clips_per_s"]
     extract_rate = summary.clips_extracted / summary.loop_seconds
     limit = min(forward_best, decode["clips_per_s"])
+    shared = 1 / (1 / forward_best + 1 / decode["clips_per_s"]) if dev.type == "cpu" else None
     return {
         "machine": describe_device(dev),
         "teacher": teacher,
@@ -351,6 +358,8 @@ def measure(
         "limit_clips_per_s": limit,
         "extract_vs_limit": extract_rate / limit,
         "extract_vs_forward_best": extract_rate / forward_best,
+        "shared_cores_limit_clips_per_s": shared,
+        "extract_vs_shared_cores_limit": extract_rate / shared if shared else None,
         "pipeline_vs_decode": pipeline["clips_per_s"] / decode["clips_per_s"],
         "decode_vs_forward_best": decode["clips_per_s"] / forward_best,
         "auto_vs_best": forward[auto_name]["clips_per_s"] / forward_best,
@@ -361,6 +370,22 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
     """Table rows ``(figure, ratio, its two numbers)`` for :func:`benchmarks.suite.table`."""
     d, p, solo = r["decode"], r["pipeline_only"], r["decode_per_worker"]
     teacher = f"{r['teacher']}, batch {r['batch_size']}"
+    return [*_limit_rows(r, teacher), *_other_rows(r, d, p, solo)]
+
+
+def _limit_rows(r: dict, teacher: str) -> list[tuple[str, str, str]]:
+    """The extraction against each of its limits (the shared-cores one only for a CPU teacher)."""
+    shared = []
+    if r.get("extract_vs_shared_cores_limit") is not None:
+        shared = [
+            (
+                "extraction vs teacher + decoding, shared cores",
+                f"{r['extract_vs_shared_cores_limit']:.3f}",
+                f"{r['extract_clips_per_s']:.1f} vs {r['shared_cores_limit_clips_per_s']:.1f} clips/s "
+                f"(1 / (1/{r['forward_best_clips_per_s']:.1f} + 1/{r['decode']['clips_per_s']:.1f}): "
+                "the teacher on the decoders' cores)",
+            )
+        ]
     return [
         (
             "extraction vs its limit",
@@ -374,6 +399,12 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
             f"{r['extract_clips_per_s']:.1f} vs {r['forward_best_clips_per_s']:.1f} clips/s "
             f"({teacher}, {r['forward_best']})",
         ),
+        *shared,
+    ]
+
+
+def _other_rows(r: dict, d: dict, p: dict, solo: dict) -> list[tuple[str, str, str]]:
+    return [
         (
             "pipeline-only (null teacher) vs decode-only",
             f"{r['pipeline_vs_decode']:.3f}",

@@ -31,7 +31,6 @@ design checks and the exact ceiling are computed from.
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import csv
 import dataclasses
 import json
@@ -43,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from joblib import Parallel, delayed
 
 from pipeline.config import option, save_config
 from pipeline.errors import UserError
@@ -110,7 +110,7 @@ class SyntheticConfig:
         choices=("classification", "regression"),
     )
     seed: int = option(0, "Seed: the same seed writes the same videos.")
-    workers: int = option(2, "Videos encoded in parallel.")
+    workers: int = option(2, "Processes rendering and encoding videos in parallel (joblib).")
 
     def validate(self) -> None:
         if self.task not in ("classification", "regression"):
@@ -507,6 +507,25 @@ def _pool_jobs(cfg: SyntheticConfig, motions: tuple[Motion, ...]) -> list[Job]:
     return jobs
 
 
+def _write_one(folder: Path, job: Job, background: np.ndarray, cfg: SyntheticConfig) -> tuple[tuple, bool]:
+    """Render and encode one video into ``folder``; return its RNG key and whether its cue agrees."""
+    rng = np.random.default_rng(list(job.rng_key))
+    params = draw_params(job.motion, rng, cfg.height, cfg.width, cfg.cue_agreement, job.speed)
+    frames = render_video(
+        job.motion,
+        frames=cfg.frames,
+        height=cfg.height,
+        width=cfg.width,
+        rng=rng,
+        background=background,
+        cue_agreement=cfg.cue_agreement,
+        speed=job.speed,
+        params=params,
+    )
+    write_video(folder / video_name(job.motion, job.group, job.clip), frames, fps=cfg.fps)
+    return job.rng_key, params.agrees
+
+
 def generate(cfg: SyntheticConfig) -> Path:
     """Write the dataset to ``cfg.out`` and return it.
 
@@ -537,30 +556,14 @@ def generate(cfg: SyntheticConfig) -> Path:
     backgrounds = {g: texture(7919, g) for g in range(1, cfg.groups + 1)}
     pool_backgrounds = {g: texture(7919, 100 + g) for g in range(1, cfg.pool_groups + 1)}
     scenes = {label: texture(104729, label) for label in range(len(motions))}
-    agrees: dict[tuple, bool] = {}
-
-    def write(item: tuple[Path, Job, np.ndarray]) -> None:
-        root, job, background = item
-        rng = np.random.default_rng(list(job.rng_key))
-        params = draw_params(job.motion, rng, cfg.height, cfg.width, cfg.cue_agreement, job.speed)
-        agrees[job.rng_key] = params.agrees
-        frames = render_video(
-            job.motion,
-            frames=cfg.frames,
-            height=cfg.height,
-            width=cfg.width,
-            rng=rng,
-            background=background,
-            cue_agreement=cfg.cue_agreement,
-            speed=job.speed,
-            params=params,
-        )
-        write_video(root / videos / video_name(job.motion, job.group, job.clip), frames, fps=cfg.fps)
-
     items = [(tmp, j, scenes[j.label] if j.scene else backgrounds[j.group]) for j in jobs]
     items += [(tmp / "pool", j, pool_backgrounds[j.group]) for j in pool]
-    with cf.ThreadPoolExecutor(max_workers=cfg.workers) as workers:
-        list(progress(workers.map(write, items), total=len(items), desc="make-synthetic", unit="video", logger=logger))
+    # Processes, not threads: drawing a 64x64 frame is many small numpy calls that hold the GIL
+    # (joblib's processes wrote 480 videos in 3.9-4.2 s where 2 threads took 6.0-6.6 s, 2 cores).
+    written = Parallel(n_jobs=cfg.workers, batch_size=8, return_as="generator")(
+        delayed(_write_one)(root / videos, job, background, cfg) for root, job, background in items
+    )
+    agrees = dict(progress(written, total=len(items), desc="make-synthetic", unit="video", logger=logger))
 
     _write_annotations(tmp, cfg, motions, videos, jobs, pool, agrees)
     save_config(cfg, tmp / "synthetic.yaml")
