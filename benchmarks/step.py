@@ -12,8 +12,11 @@ hallucination head, Adam), on a synthetic cache, with the product's own ``Traine
 - **side by side**: ``jobs`` processes of one thread each, training at once, against one process
   with every thread: a small student's step leaves cores idle, and the protocol's grid and switches
   train runs side by side (``benchmarks/protocol.py --jobs``).
+- **torch.compile**: the same step with the student compiled (inductor), against eager, both on
+  one thread in one worker process, one after the other (the compile's own seconds reported
+  apart): whether fusing the small student's operators removes what is not compute.
 
-Run: ``python -m benchmarks.step [--steps N] [--jobs N]``
+Run: ``python -m benchmarks.step [--steps N] [--jobs N] [--no-compile]``
 """
 
 from __future__ import annotations
@@ -68,11 +71,13 @@ def trainer_and_batches(cache: Path, out: str) -> tuple[Trainer, list]:
     return trainer, list(loader)
 
 
-def step_seconds(cache: Path, out: str, steps: int, threads: int | None = None) -> float:
-    """Seconds per ``train_step`` over ``steps`` steps (after 10 warm-up steps)."""
+def step_seconds(cache: Path, out: str, steps: int, threads: int | None = None, compiled: bool = False) -> float:
+    """Seconds per ``train_step`` over ``steps`` steps (after 10 warm-up steps, which compile when ``compiled``)."""
     if threads:
         torch.set_num_threads(threads)
     trainer, batches = trainer_and_batches(cache, out)
+    if compiled:
+        trainer.model = torch.compile(trainer.model)
     for batch in batches[:10]:
         trainer.train_step(batch)
     t0 = time.perf_counter()
@@ -96,7 +101,20 @@ def split(trainer: Trainer, batches: list, steps: int) -> dict[str, float]:
     return parts
 
 
-def measure(steps: int = 200, jobs: int | None = None) -> dict:
+def compile_vs_eager(cache: Path, tmp: str, steps: int) -> dict[str, float]:
+    """One thread, in this process: eager step, then compiled step and the compile's seconds."""
+    eager = step_seconds(cache, f"{tmp}/eager", steps, 1)
+    t0 = time.perf_counter()
+    step_seconds(cache, f"{tmp}/warm", 1, 1, compiled=True)  # the compile, timed on its own
+    compile_s = time.perf_counter() - t0
+    return {
+        "eager_ms": 1000 * eager,
+        "compiled_ms": 1000 * step_seconds(cache, f"{tmp}/c", steps, 1, True),
+        "compile_s": compile_s,
+    }
+
+
+def measure(steps: int = 200, jobs: int | None = None, compile_step: bool = True) -> dict:
     jobs = jobs or cpu_count()
     threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory(prefix="bench-step-") as tmp:
@@ -108,6 +126,11 @@ def measure(steps: int = 200, jobs: int | None = None) -> dict:
         step_gflop = 3 * DEFAULT["batch_size"] * gflops["gflops"]
         side = Parallel(n_jobs=jobs, backend="loky")(
             delayed(step_seconds)(cache, f"{tmp}/job{j}", steps, 1) for j in range(jobs)
+        )
+        compiled = (
+            Parallel(n_jobs=1, backend="loky")([delayed(compile_vs_eager)(cache, tmp, steps)])[0]
+            if compile_step
+            else None
         )
     peak = matmul_gflops()
     return {
@@ -123,6 +146,7 @@ def measure(steps: int = 200, jobs: int | None = None) -> dict:
         "side_by_side_jobs": jobs,
         "side_by_side_step_ms": [1000 * s for s in side],
         "side_by_side_vs_one": jobs * step / max(side),
+        "compile": compiled,
     }
 
 
@@ -143,6 +167,20 @@ def rows(r: dict) -> list[tuple[str, str, str]]:
             f"steps of {', '.join(f'{s:.2f}' for s in r['side_by_side_step_ms'])} ms side by side "
             f"vs {r['step_ms']:.2f} ms alone",
         ),
+        *_compile_rows(r),
+    ]
+
+
+def _compile_rows(r: dict) -> list[tuple[str, str, str]]:
+    c = r.get("compile")
+    if not c:
+        return []
+    return [
+        (
+            "torch.compile vs eager step (1 thread)",
+            f"{c['eager_ms'] / c['compiled_ms']:.2f}x",
+            f"{c['compiled_ms']:.2f} vs {c['eager_ms']:.2f} ms per step (compile {c['compile_s']:.0f} s, once)",
+        )
     ]
 
 
@@ -150,9 +188,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=200, help="Timed steps per measurement.")
     parser.add_argument("--jobs", type=int, default=None, help="One-thread runs side by side [default: cores].")
+    parser.add_argument("--no-compile", action="store_true", help="Skip the torch.compile comparison (about 30 s).")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    result = measure(args.steps, args.jobs)
+    result = measure(args.steps, args.jobs, compile_step=not args.no_compile)
     print(json.dumps(result, indent=2))
     for name, ratio, numbers in rows(result):
         print(f"{name:<40} {ratio:>7}  {numbers}")

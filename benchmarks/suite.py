@@ -56,7 +56,7 @@ def run_part(name: str, results: dict, args: argparse.Namespace) -> dict:
         best = results.get("extract", {}).get("forward_best", "auto")
         return train.measure(args.student, args.teacher, teacher_run=best, device=args.device, quick=quick)
     if name == "step":
-        return step.measure(steps=60 if quick else 200)
+        return step.measure(steps=60 if quick else 200, compile_step=not quick)
     if name == "decode":
         return decode.measure(num_frames=150, repeats=2 if quick else 3)
     batch = results.get("extract", {}).get("batch_size", 8)
