@@ -170,8 +170,7 @@ def _option(field: dataclasses.Field, annotation: Any) -> Callable:
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         kind = next(a for a in typing.get_args(annotation) if a is not type(None))
     flag = "--" + field.name.replace("_", "-")
-    default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-    text = f"{meta['help']} [default: {_shown_default(default)}]"
+    text = f"{meta['help']} [default: {_shown_default(field.default)}]"
     decls = (flag, *meta["aliases"])
     kwargs: dict[str, Any] = {}
     if kind is bool:

@@ -52,8 +52,6 @@ def option(
     comma-separated list.
     """
     metadata = {"help": help, "aliases": aliases, "choices": choices, "path": path}
-    if isinstance(default, dict | list):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
 
 

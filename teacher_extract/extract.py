@@ -60,9 +60,7 @@ logger = logging.getLogger(__name__)
 class ExtractConfig:
     """Everything ``extract-teacher`` needs; params.yaml section ``extract_teacher``.
 
-    ``teacher_weights``: a torchvision weights name (``DEFAULT``, ``KINETICS400_V1``...), a
-    checkpoint path (e.g. from ``fit-teacher``), or ``random`` / null for a seeded random init.
-    ``workers``: decoder processes (``null``: one per CPU core; 0: decode in the main process).
+    ``teacher_weights`` null, like ``random``, is a seeded random init.
     """
 
     dataset: str = shared("dataset", "ucf101")
